@@ -1,0 +1,194 @@
+"""The backend interface, the observation it returns, and the error classes.
+
+A backend speaks one registry's wire format and nothing else. It never decides
+*what* to do: the reconcile core (:mod:`modelsync.reconcile`) calls
+``observe`` and then ``create`` or ``update`` as the observation says, like
+crossplane-runtime's ``ExternalClient``. Every method is idempotent:
+
+* ``create`` derives the registry id from the resource (see
+  :func:`deterministic_id`), so a create retried after a lost response finds or
+  makes the same object and never a second one;
+* ``update`` sends only the fields named in ``observation.diff``;
+* ``delete`` treats "not found" as success.
+
+Errors are classified once, here, by the backend that understands the wire:
+:class:`Terminal` means the registry rejected the content and retrying the same
+spec cannot help; :class:`Recoverable` means try again later (5xx, 429,
+timeouts, lost connections), with the registry's Retry-After when it gave one.
+Messages must be safe to show: no URLs with credentials, no headers, no tokens
+(:func:`modelsync.redact.scrub` is applied again by the core, but backends
+should not rely on it).
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import uuid
+from typing import Any, ClassVar, Literal, Mapping
+
+Kind = Literal["Model", "ModelService"]
+
+#: Namespace for uuid5-derived registry ids. Fixed forever: changing it would
+#: make every existing resource look new to every registry.
+ID_NAMESPACE = uuid.UUID("6d0f1c2e-5a7b-4c8e-9f3a-2b1d4e6c8a90")
+
+
+def deterministic_id(*parts: str) -> uuid.UUID:
+    """A stable UUID for the same parts (resource uid, registry key, kind).
+
+    The resource's uid is unique per object incarnation; adding the registry
+    key keeps two registries on one server apart.
+    """
+    return uuid.uuid5(ID_NAMESPACE, "/".join(parts))
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryConnection:
+    """Everything a backend needs to reach one registry, resolved by the core.
+
+    ``credentials`` holds the Secret's decoded data. It must never be logged,
+    put in an Event, a status field or an exception message.
+    """
+
+    key: str  # "<Kind>/<namespace>/<name>" or "ClusterModelRegistry/<name>": stable, unique
+    name: str
+    kind: Literal["ModelRegistry", "ClusterModelRegistry"]
+    backend: str  # zstack | nemo | instill
+    endpoint: str
+    credentials: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # spec.<backend> of the registry
+    ca_pem: str | None = dataclasses.field(default=None, repr=False)
+    insecure_skip_verify: bool = False
+    timeout: float = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    """One Model or ModelService as a backend sees it: metadata plus parsed spec.
+
+    ``spec`` is the pydantic model from :mod:`modelsync.api` (``ModelSpec`` or
+    ``ModelServiceSpec``). ``external_id`` is what the status recorded for this
+    registry on an earlier sync, if anything (a hint, not the source of truth:
+    backends must find their object from the deterministic id alone).
+    """
+
+    kind: Kind
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    spec: Any
+    external_id: str | None = None
+    # ids of other resources the spec refers to, already synced to this registry,
+    # e.g. {"defaultService": "<external id of the default ModelService>"}.
+    references: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """What the registry holds for a resource, compared with what it should hold."""
+
+    exists: bool
+    external_id: str | None = None
+    #: wire field names (or dotted paths) whose registry value differs from the desired one
+    diff: tuple[str, ...] = ()
+    inventory: Mapping[str, Any] | None = None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.exists and not self.diff
+
+
+class BackendError(Exception):
+    """Base of everything a backend raises on purpose. ``str()`` is safe to show."""
+
+    reason: ClassVar[str] = "ReconcileError"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason  # type: ignore[misc]
+
+
+class Terminal(BackendError):
+    """The registry rejected the content: do not retry until the spec changes.
+
+    ``fields`` names the offending fields when the registry said which.
+    """
+
+    reason = "InvalidSpec"
+
+    def __init__(self, message: str, *, reason: str | None = None, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message, reason=reason)
+        self.fields = fields
+
+
+class CredentialsRejected(Terminal):
+    """401/403 or a failed login: the Secret or the registry's auth must change."""
+
+    reason = "CredentialsRejected"
+
+
+class NameTaken(Terminal):
+    """The id or name exists in the registry and is not ours to adopt."""
+
+    reason = "NameTaken"
+
+
+class Unsupported(Terminal):
+    """The registry has no counterpart for this kind of resource."""
+
+    reason = "Unsupported"
+
+
+class Recoverable(BackendError):
+    """Transient: 5xx, 429, timeouts, lost responses. Retry with backoff.
+
+    ``retry_after`` is the registry's Retry-After in seconds, when it gave one.
+    """
+
+    reason = "RegistryUnavailable"
+
+    def __init__(self, message: str, *, reason: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
+
+
+class Backend(abc.ABC):
+    """One registry client. Instances are cached by the core per registry
+    connection, so a backend may keep a session (e.g. a ZStack login) between
+    reconciles; it must be safe to call concurrently from one event loop.
+    """
+
+    #: the ``spec.backend`` value this class serves
+    name: ClassVar[str]
+    #: resource kinds with a counterpart in this registry
+    kinds: ClassVar[frozenset[str]] = frozenset({"Model", "ModelService"})
+
+    def __init__(self, conn: RegistryConnection) -> None:
+        self.conn = conn
+
+    def supports(self, kind: str) -> bool:
+        return kind in self.kinds
+
+    @abc.abstractmethod
+    async def observe(self, res: Resource) -> Observation:
+        """Read the registry's object for ``res`` (found by its deterministic id)
+        and diff it against the desired wire state."""
+
+    @abc.abstractmethod
+    async def create(self, res: Resource) -> Mapping[str, Any]:
+        """Create the object with its deterministic id; return the inventory.
+        If it already exists and is ours (e.g. a retried create), adopt it."""
+
+    @abc.abstractmethod
+    async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
+        """Send only ``obs.diff``; return the inventory after the update."""
+
+    @abc.abstractmethod
+    async def delete(self, res: Resource) -> None:
+        """Remove the object; "not found" is success."""
+
+    async def aclose(self) -> None:
+        """Release connections. The core calls it when it drops the instance."""

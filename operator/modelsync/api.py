@@ -1,8 +1,11 @@
-"""Pydantic models of the custom resources' specs.
+"""Pydantic models of the custom resources: the one source of the CRD schemas.
 
-The CRDs in ``crds/`` are the admission-time contract (the apiserver validates
-and prunes); these models are what the operator reads. ``tests/unit/test_api_crd_sync.py``
-keeps the two in step field by field. Field names are the CRDs' camelCase.
+``modelsync.crdgen`` turns these models into the OpenAPI schemas in ``crds/``
+(descriptions come from the attribute docstrings, admission rules from
+``json_schema_extra``), and a unit test fails when ``crds/`` is stale. The
+operator parses each resource's spec with the same models, so the apiserver and
+the operator can never disagree on a field. Field names are the CRDs' camelCase
+except inside backend sections that mirror a vendor's own snake_case names.
 
 Kubernetes quantities stay strings here and are converted exactly (``Decimal``)
 with the kubernetes client's own parser where a backend needs a number.
@@ -10,7 +13,7 @@ with the kubernetes client's own parser where a backend needs a number.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import pydantic
 from kubernetes.utils import parse_quantity
@@ -22,9 +25,20 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 BackendName = Literal["zstack", "nemo", "instill"]
 
+#: Kubernetes' own quantity grammar (resource.Quantity).
+QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+Quantity = Union[int, str]  # rendered as x-kubernetes-int-or-string with QUANTITY_PATTERN
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def rules(*pairs: tuple[str, str]) -> dict[str, Any]:
+    """CEL admission rules (rule, message) as the CRD's x-kubernetes-validations."""
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in pairs]}
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def quantity(value: str | int | None) -> Decimal | None:
@@ -34,57 +48,90 @@ def quantity(value: str | int | None) -> Decimal | None:
     return Decimal(parse_quantity(value))
 
 
-def quantity_int(value: str | int | None, *, field: str, unit: int = 1) -> int | None:
-    """A quantity as a whole number of ``unit``; ValueError naming ``field`` if not whole."""
+def quantity_int(value: str | int | None, *, field: str, unit: int = 1, unit_name: str = "") -> int | None:
+    """A quantity as a whole number of ``unit``; ValueError naming ``field`` if it is not whole."""
     q = quantity(value)
     if q is None:
         return None
     n = q / unit
     if n != n.to_integral_value():
-        raise ValueError(f"{field}: {value} is not a whole number of {unit if unit != 1 else 'units'}")
+        raise ValueError(f"{field}: {value} is not a whole number of {unit_name or unit}")
     return int(n)
 
 
-# ---------------------------------------------------------------- registries
+# ====================================================================== registries
 
 
-class SecretKeyRef(_Spec):
-    name: str
-    namespace: str | None = None  # only for ClusterModelRegistry
-    key: str | None = None
+class SecretRef(_Schema):
+    """A Secret in the registry's namespace (a ClusterModelRegistry names the namespace)."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    """Name of the Secret."""
+    namespace: str | None = Field(default=None, pattern=DNS_LABEL, max_length=63)
+    """Namespace of the Secret; only for ClusterModelRegistry (a ModelRegistry uses its own)."""
 
 
-class SecretRef(_Spec):
-    name: str
-    namespace: str | None = None  # only for ClusterModelRegistry
+class SecretKeyRef(SecretRef):
+    key: str = "ca.crt"
+    """Key in the Secret that holds the PEM CA bundle."""
 
 
-class TLSSpec(_Spec):
+class TLSSpec(_Schema):
+    """How to verify the registry's TLS certificate. Verification is on unless turned off here."""
+
     caSecretRef: SecretKeyRef | None = None
+    """A Secret holding the CA bundle (PEM) that signed the registry's certificate."""
     insecureSkipVerify: bool = False
+    """Do not verify the registry's certificate. For local tests only."""
 
 
-class ZStackRegistrySettings(_Spec):
-    modelCenterUuid: str
+class ZStackRegistrySettings(_Schema):
+    """ZStack AI model center settings."""
+
+    modelCenterUuid: str = Field(pattern=r"^[0-9a-f]{32}$")
+    """UUID of the model center models and services are added to (GET /zstack/v1/ai/model-centers)."""
 
 
-class NemoRegistrySettings(_Spec):
-    workspace: str = "default"
+class NemoRegistrySettings(_Schema):
+    """NVIDIA NeMo Entity Store settings."""
+
+    workspace: str = Field(default="default", pattern=r"^[\w\-.]+$", max_length=255)
+    """Workspace the model entities live in."""
 
 
-class InstillRegistrySettings(_Spec):
-    namespace: str
+class InstillRegistrySettings(_Schema):
+    """Instill AI settings."""
+
+    namespace: str = Field(pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+    """Instill namespace (user or organization id) that owns the models."""
 
 
-class ModelRegistrySpec(_Spec):
+class ModelRegistrySpec(_Schema):
+    """A model registry the operator publishes Models and ModelServices to."""
+
     backend: BackendName
-    endpoint: str
+    """Registry type: zstack (ZStack AI model center), nemo (NVIDIA NeMo Entity Store) or instill (Instill AI)."""
+    endpoint: str = Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=2048)
+    """Base URL of the registry's API, e.g. https://zstack.example.com:8080 (no trailing API path)."""
     credentialsSecretRef: SecretRef | None = None
+    """Secret with the credentials: ZStack accountName and password; NeMo token (optional); Instill token."""
     zstack: ZStackRegistrySettings | None = None
+    """Settings for backend zstack."""
     nemo: NemoRegistrySettings | None = None
+    """Settings for backend nemo."""
     instill: InstillRegistrySettings | None = None
+    """Settings for backend instill."""
     tls: TLSSpec | None = None
-    requestTimeout: str = "30s"
+    """TLS verification settings for https endpoints."""
+    requestTimeout: str = Field(default="30s", pattern=r"^([0-9]+(\.[0-9]+)?)(ms|s|m)$")
+    """Timeout of one request to the registry, as a duration: 500ms, 30s, 2m."""
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("self.backend != 'zstack' || has(self.zstack)", "spec.zstack.modelCenterUuid is required when spec.backend is zstack"),
+        ("self.backend != 'instill' || has(self.instill)", "spec.instill.namespace is required when spec.backend is instill"),
+        ("self.backend != 'zstack' || has(self.credentialsSecretRef)", "spec.credentialsSecretRef is required when spec.backend is zstack (accountName and password)"),
+        ("self.backend != 'instill' || has(self.credentialsSecretRef)", "spec.credentialsSecretRef is required when spec.backend is instill (token)"),
+    ))
 
     def timeout_seconds(self) -> float:
         v = self.requestTimeout
@@ -92,71 +139,123 @@ class ModelRegistrySpec(_Spec):
             return float(v[:-2]) / 1000
         if v.endswith("m"):
             return float(v[:-1]) * 60
-        return float(v.rstrip("s"))
+        return float(v[:-1])
 
     def backend_settings(self) -> dict[str, Any]:
         section = getattr(self, self.backend)
         return section.model_dump(exclude_none=True) if section is not None else {}
 
 
-# ---------------------------------------------------------------- shared pieces
+# ====================================================================== shared pieces
 
 
-class RegistryRef(_Spec):
-    name: str
+class RegistryRef(_Schema):
+    """A registry to publish to."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    """Name of the ModelRegistry (same namespace) or ClusterModelRegistry."""
     kind: Literal["ModelRegistry", "ClusterModelRegistry"] = "ModelRegistry"
+    """Kind of the registry object."""
 
 
-class LocalRef(_Spec):
-    name: str
+class LocalRef(_Schema):
+    """A reference to an object in the same namespace."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    """Name of the object."""
 
 
-class GPUSpec(_Spec):
-    minMemory: str | int | None = None
-    recommendedMemory: str | int | None = None
-    recommendedCount: list[int] | None = None
-    constraintDescription: str | None = None
-    accelerator: str | None = None
+class GPUSpec(_Schema):
+    """What the model needs from GPUs."""
+
+    minMemory: Quantity | None = None
+    """Minimum GPU memory, a Kubernetes quantity (16Gi); sent to registries as exact bytes."""
+    recommendedMemory: Quantity | None = None
+    """Recommended GPU memory, a Kubernetes quantity; at least minMemory."""
+    recommendedCount: list[int] | None = Field(default=None, max_length=16)
+    """Recommended numbers of GPUs, e.g. [1, 2]."""
+    constraintDescription: str | None = Field(default=None, max_length=1024)
+    """Free text on GPU constraints."""
+    accelerator: str | None = Field(default=None, max_length=128)
+    """Required accelerator, e.g. cuda:12.1."""
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("!has(self.minMemory) || quantity(string(self.minMemory)).isGreaterThan(quantity('0'))",
+         "spec.gpu.minMemory must be greater than 0"),
+        ("!has(self.minMemory) || !has(self.recommendedMemory) || "
+         "quantity(string(self.recommendedMemory)).compareTo(quantity(string(self.minMemory))) >= 0",
+         "spec.gpu.recommendedMemory must be at least spec.gpu.minMemory"),
+        ("!has(self.recommendedCount) || self.recommendedCount.all(n, n >= 1 && n <= 1024)",
+         "spec.gpu.recommendedCount entries must be between 1 and 1024"),
+    ))
 
 
-# ---------------------------------------------------------------- Model
+# ====================================================================== Model
 
 
-class ZStackModelSection(_Spec):
-    name: str | None = None  # defaults to metadata.name
-    modelId: str | None = None
+class ZStackModelSection(_Schema):
+    """What only ZStack has for a model."""
+
+    name: str | None = Field(default=None, max_length=255)
+    """Model name in ZStack; defaults to metadata.name."""
+    modelId: str | None = Field(default=None, max_length=255)
+    """ZStack model ID (e.g. the upstream repository id)."""
     logo: str | None = None
+    """Logo, base64 data."""
     introduction: str | None = None
-    size: int | None = None
-    shareMode: str | None = None
+    """Introduction text; defaults to spec.readme."""
+    size: int | None = Field(default=None, ge=0)
+    """Model size in bytes."""
+    shareMode: str | None = Field(default=None, max_length=64)
+    """ZStack sharing mode."""
+    pipelineTag: str | None = Field(default=None, max_length=128)
+    """Pipeline tag; defaults to spec.task."""
 
 
 NemoFinetuningType = Literal["lora", "lora_merged", "p_tuning", "all_weights"]
 NemoBackendFormat = Literal["OPENAI_CHAT", "OPENAI_COMPLETIONS", "OPENAI_EMBEDDINGS", "NIM_RANKING"]
 
 
-class NemoModelSpecSection(_Spec):
-    """NeMo's ``spec`` object: all of its fields are required when it is sent."""
+class NemoModelSpecSection(_Schema):
+    """NeMo's model ``spec``: when given, every field is required (the API rejects a partial one)."""
 
-    num_parameters: int
-    context_size: int
-    num_virtual_tokens: int
+    num_parameters: int = Field(ge=1)
+    """Number of model parameters."""
+    context_size: int = Field(ge=1)
+    """Maximum context size in tokens."""
+    num_virtual_tokens: int = Field(ge=0)
+    """Number of virtual tokens (p-tuning)."""
     is_chat: bool
+    """Whether the model is a chat model."""
 
 
-class NemoModelSection(_Spec):
-    name: str | None = None  # entity name; defaults to a deterministic one
-    fileset: str | None = None
+class NemoModelSection(_Schema):
+    """What only NVIDIA NeMo Entity Store has for a model."""
+
+    name: str | None = Field(default=None, pattern=r"^[\w\-.]+$", max_length=255)
+    """Entity name in the workspace; defaults to a name derived from the resource."""
+    fileset: str | None = Field(default=None, pattern=r"^[\w\-.]+/[\w\-.]+$")
+    """Checkpoint files, configs and other auxiliary info: {workspace}/{fileset_name}."""
     base_model: str | None = None
+    """Another model used as the base of this one."""
     finetuning_type: NemoFinetuningType | None = None
+    """Set for fine-tuned models."""
     api_endpoint: dict[str, Any] | None = None
+    """Data about the model's inference endpoint (url, model_id, format)."""
     backend_format: NemoBackendFormat | None = None
+    """Inference API wire format the backend expects; unset means OPENAI_CHAT."""
     prompt: dict[str, Any] | None = None
+    """Prompt engineering configuration."""
     custom_fields: dict[str, Any] | None = None
+    """Custom metadata (keys under modelsync.io/ are reserved)."""
     ownership: dict[str, Any] | None = None
+    """Ownership information."""
     model_providers: list[str] | None = None
+    """ModelProvider workspace/name resource names that serve this model."""
     trust_remote_code: bool | None = None
+    """Trust remote code in the checkpoint (admins or pre-approved sources only)."""
     spec: NemoModelSpecSection | None = None
+    """Detailed model specification; all of its fields are required together."""
 
 
 InstillTask = Literal[
@@ -166,82 +265,258 @@ InstillTask = Literal[
     "TASK_COMPLETION", "TASK_CUSTOM",
 ]
 
+_IMMUTABLE = "cannot change after the model is created in Instill; to change it, create a new Model (new name) and delete this one"
 
-class InstillModelSection(_Spec):
-    id: str | None = None  # model id; defaults to a deterministic one
-    modelDefinition: str | None = None
+
+class InstillModelSection(_Schema):
+    """What only Instill AI has for a model. id, modelDefinition, configuration, task and region are immutable."""
+
+    id: str | None = Field(default=None, pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+    """Model id (lowercase RFC-1034 label, at most 32); defaults to an id derived from the resource."""
+    modelDefinition: str | None = Field(default=None, max_length=255)
+    """Model definition used to import the model, e.g. model-definitions/container."""
     configuration: dict[str, Any] | None = None
+    """Model configuration, validated by Instill against the model definition's spec."""
     task: InstillTask | None = None
+    """AI task the model solves."""
     visibility: Literal["VISIBILITY_PRIVATE", "VISIBILITY_PUBLIC"] = "VISIBILITY_PRIVATE"
-    region: str | None = None
-    hardware: str | None = None
-    sourceUrl: str | None = None
-    documentationUrl: str | None = None
+    """Who can see the model."""
+    region: str | None = Field(default=None, max_length=255)
+    """Region of the provider that hosts the model."""
+    hardware: str | None = Field(default=None, max_length=255)
+    """Hardware to serve the model on."""
+    sourceUrl: str | None = Field(default=None, max_length=2048)
+    """Link to the model's source code."""
+    documentationUrl: str | None = Field(default=None, max_length=2048)
+    """Link to extra information."""
     profileImage: str | None = None
+    """Profile image, base64."""
 
 
-class ModelSpec(_Spec):
-    registries: list[RegistryRef] = Field(min_length=1)
-    description: str | None = None
-    installPath: str | None = None
-    vendor: str | None = None
-    version: str | None = None
-    parameters: str | None = None
+
+class ModelSpec(_Schema):
+    """A model to publish to one or more registries."""
+
+    registries: list[RegistryRef] = Field(min_length=1, max_length=16)
+    """Registries to publish the model to (at least one)."""
+    description: str | None = Field(default=None, max_length=4096)
+    """Description of the model."""
+    installPath: str | None = Field(default=None, max_length=2048)
+    """Where the model artifacts are: install path or artifact URI (required by ZStack)."""
+    vendor: str | None = Field(default=None, max_length=255)
+    """Vendor or publisher of the model."""
+    version: str | None = Field(default=None, max_length=128)
+    """Model version."""
+    parameters: str | None = Field(default=None, max_length=65536)
+    """Detailed model parameters, free text."""
     gpu: GPUSpec | None = None
-    architecture: str | None = None
-    frameworkVersion: str | None = None
-    task: str | None = None
-    license: str | None = None
-    readme: str | None = None
+    """GPU requirements."""
+    architecture: str | None = Field(default=None, max_length=255)
+    """Model architecture type, e.g. Qwen3MoeForCausalLM."""
+    frameworkVersion: str | None = Field(default=None, max_length=255)
+    """Framework version, e.g. PyTorch 2.0.1+cu118."""
+    task: str | None = Field(default=None, max_length=128)
+    """Task / pipeline tag, e.g. text-generation."""
+    license: str | None = Field(default=None, max_length=255)
+    """License the model is distributed under."""
+    readme: str | None = Field(default=None, max_length=262144)
+    """README, markdown."""
     defaultServiceRef: LocalRef | None = None
+    """ModelService (same namespace) to use by default with this model."""
     zstack: ZStackModelSection | None = None
+    """ZStack-only fields."""
     nemo: NemoModelSection | None = None
+    """NeMo-only fields."""
     instill: InstillModelSection | None = None
+    """Instill-only fields."""
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("self.registries.all(r, self.registries.exists_one(s, s.name == r.name && s.kind == r.kind))",
+         "spec.registries must not name the same registry twice"),
+    ))
 
 
-# ---------------------------------------------------------------- ModelService
+# ====================================================================== ModelService
 
 
-class ResourceRequests(_Spec):
-    cpu: str | int | None = None
-    memory: str | int | None = None
+class ResourceRequests(_Schema):
+    """CPU and memory the service requests."""
+
+    cpu: Quantity | None = None
+    """CPU request, a Kubernetes quantity of whole CPUs (2); ZStack takes an integer."""
+    memory: Quantity | None = None
+    """Memory request, a Kubernetes quantity in whole MiB (8Gi, 512Mi); ZStack takes MiB."""
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("!has(self.cpu) || (quantity(string(self.cpu)).isInteger() && quantity(string(self.cpu)).asInteger() >= 1)",
+         "spec.resources.cpu must be a whole number of CPUs, at least 1 (ZStack requests whole CPUs)"),
+        ("!has(self.memory) || (quantity(string(self.memory)).isInteger() && quantity(string(self.memory)).asInteger() >= 1048576 "
+         "&& quantity(string(self.memory)).asInteger() % 1048576 == 0)",
+         "spec.resources.memory must be a whole number of MiB, at least 1Mi (ZStack takes MiB)"),
+    ))
 
 
-class ServiceImage(_Spec):
+class ServiceImage(_Schema):
+    """A container image for one CPU architecture."""
+
     cpuArchitecture: Literal["x86_64", "aarch64"]
-    image: str
+    """CPU architecture the image is built for."""
+    image: str = Field(min_length=1, max_length=1024)
+    """Image reference, e.g. registry.example.com/vllm/vllm-openai:v0.6.0."""
 
 
-class ZStackServiceSection(_Spec):
-    name: str | None = None
-    type: str | None = None
-    source: str | None = None
-    installPath: str | None = None
-    serviceName: str | None = None
+class ZStackServiceSection(_Schema):
+    """What only ZStack has for a model service."""
+
+    name: str | None = Field(default=None, max_length=255)
+    """Service name in ZStack; defaults to metadata.name."""
+    type: str | None = Field(default=None, max_length=64)
+    """Model service type, e.g. Endpoint."""
+    source: str | None = Field(default=None, max_length=255)
+    """Model service source."""
+    installPath: str | None = Field(default=None, max_length=2048)
+    """Service installation path."""
+    serviceName: str | None = Field(default=None, max_length=255)
+    """Name of the service inside its YAML configuration."""
 
 
-class ModelServiceSpec(_Spec):
-    registries: list[RegistryRef] = Field(min_length=1)
-    description: str | None = None
-    readme: str | None = None
-    config: str | None = None  # the service's YAML configuration
+class ModelServiceSpec(_Schema):
+    """An inference service definition to publish to one or more registries."""
+
+    registries: list[RegistryRef] = Field(min_length=1, max_length=16)
+    """Registries to publish the service to (at least one)."""
+    description: str | None = Field(default=None, max_length=4096)
+    """Description of the service."""
+    readme: str | None = Field(default=None, max_length=262144)
+    """README, markdown."""
+    config: str | None = Field(default=None, max_length=262144)
+    """The service's YAML configuration, as text (must parse as YAML)."""
     resources: ResourceRequests | None = None
-    gpuComputeCapability: str | None = None
-    startCommand: str | None = None
-    framework: str | None = None
-    pythonVersion: str | None = None
+    """CPU and memory requests."""
+    gpuComputeCapability: str | None = Field(default=None, pattern=r"^[0-9]+\.[0-9]+$")
+    """Minimum GPU compute capability, e.g. 8.0."""
+    startCommand: str | None = Field(default=None, max_length=4096)
+    """Command that starts the service."""
+    framework: str | None = Field(default=None, max_length=255)
+    """Serving framework, e.g. vLLM."""
+    pythonVersion: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+){0,2}$")
+    """Python version, e.g. 3.10.12."""
     command: list[str] | None = None
+    """Container command (entrypoint), one argument per item."""
     args: list[str] | None = None
-    images: list[ServiceImage] | None = None
-    ports: list[int] | None = None
-    livenessPath: str | None = None
-    readinessPath: str | None = None
-    bootupTimeSeconds: int | None = None
+    """Container arguments, one per item."""
+    images: list[ServiceImage] | None = Field(default=None, max_length=8)
+    """Container images per CPU architecture."""
+    ports: list[int] | None = Field(default=None, max_length=32)
+    """Ports the service listens on."""
+    livenessPath: str | None = Field(default=None, pattern=r"^/")
+    """HTTP path of the liveness check."""
+    readinessPath: str | None = Field(default=None, pattern=r"^/")
+    """HTTP path of the readiness check."""
+    bootupTimeSeconds: int | None = Field(default=None, ge=0, le=86400)
+    """Seconds the service needs to start."""
     supportDistributed: bool | None = None
+    """Whether the service can run distributed over several nodes."""
     zstack: ZStackServiceSection | None = None
+    """ZStack-only fields."""
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("!has(self.ports) || self.ports.all(p, p >= 1 && p <= 65535)", "spec.ports entries must be between 1 and 65535"),
+        ("!has(self.images) || self.images.all(i, self.images.exists_one(j, j.cpuArchitecture == i.cpuArchitecture))",
+         "spec.images must have at most one image per cpuArchitecture"),
+        ("self.registries.all(r, self.registries.exists_one(s, s.name == r.name && s.kind == r.kind))",
+         "spec.registries must not name the same registry twice"),
+    ))
 
 
-SPEC_MODELS: dict[str, type[_Spec]] = {
+# ====================================================================== status
+
+
+class Condition(_Schema):
+    """A condition in the Kubernetes convention (kubectl wait, kstatus and Argo CD read these)."""
+
+    type: str = Field(max_length=316)
+    """Ready: the registries hold the current spec. Synced: the last reconcile succeeded."""
+    status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
+    reason: str = Field(max_length=1024)
+    """CamelCase reason, e.g. ReconcileSuccess, InvalidSpec, RegistryUnavailable, Unsupported."""
+    message: str = Field(default="", max_length=32768)
+    """What happened, in words."""
+    observedGeneration: int | None = None
+    """The metadata.generation this condition was computed for."""
+    lastTransitionTime: str
+    """When status last changed (RFC 3339)."""
+
+
+class RegistryStatus(_Schema):
+    """The resource as one registry holds it."""
+
+    name: str
+    """Name of the registry object."""
+    kind: str = "ModelRegistry"
+    """ModelRegistry or ClusterModelRegistry."""
+    backend: str | None = None
+    """Backend type of the registry."""
+    externalId: str | None = None
+    """The registry's id for this resource (ZStack uuid, NeMo entity name, Instill model id)."""
+    synced: bool = False
+    """Whether the registry holds the current spec."""
+    reason: str | None = None
+    """CamelCase reason of the last outcome for this registry."""
+    message: str | None = None
+    """What happened on the last sync with this registry."""
+    lastSyncTime: str | None = None
+    """When the registry was last brought in sync (RFC 3339)."""
+    observedGeneration: int | None = None
+    """The metadata.generation last synced to this registry."""
+    inventory: dict[str, Any] | None = None
+    """The registry's own record of the resource, as it returned it."""
+
+
+class ResourceStatus(_Schema):
+    """Observed state, written by the operator."""
+
+    observedGeneration: int | None = None
+    """The metadata.generation the status describes."""
+    conditions: list[Condition] | None = None
+    """Ready and Synced, aggregated over the registries."""
+    registries: list[RegistryStatus] | None = None
+    """One entry per registry in spec.registries."""
+    kopf: dict[str, Any] | None = None
+    """The operator framework's progress bookkeeping (kept in status, not annotations)."""
+
+
+class RegistryObjectStatus(_Schema):
+    """Observed state of a registry object."""
+
+    observedGeneration: int | None = None
+    """The metadata.generation the status describes."""
+    conditions: list[Condition] | None = None
+    """Ready: the registry answered with the given credentials."""
+
+
+def _instill_immutable_root_rules() -> dict[str, Any]:
+    """Model root-level transition rules: Instill's immutable fields may not change once
+    status records the model as created in an Instill registry. They live at the root
+    because they need ``oldSelf.status``; before creation the fields stay editable, so a
+    spec that Instill rejected can still be fixed."""
+    created = ("has(oldSelf.status) && has(oldSelf.status.registries) && oldSelf.status.registries.exists("
+               "r, has(r.backend) && r.backend == 'instill' && has(r.externalId) && r.externalId != '')")
+    pairs = []
+    for f in ("id", "modelDefinition", "configuration", "task", "region"):
+        old = f"(has(oldSelf.spec.instill) && has(oldSelf.spec.instill.{f}))"
+        new = f"(has(self.spec.instill) && has(self.spec.instill.{f}))"
+        same = f"({old} == {new} && (!{new} || self.spec.instill.{f} == oldSelf.spec.instill.{f}))"
+        pairs.append((f"!({created}) || {same}", f"spec.instill.{f} {_IMMUTABLE}"))
+    return rules(*pairs)
+
+
+#: rules at the root of a kind's schema (they may read metadata and status)
+ROOT_RULES: dict[str, dict[str, Any]] = {"Model": _instill_immutable_root_rules()}
+
+
+SPEC_MODELS: dict[str, type[_Schema]] = {
     "ModelRegistry": ModelRegistrySpec,
     "ClusterModelRegistry": ModelRegistrySpec,
     "Model": ModelSpec,
@@ -249,13 +524,13 @@ SPEC_MODELS: dict[str, type[_Spec]] = {
 }
 
 
-def parse_spec(kind: str, spec: dict[str, Any]) -> Any:
+def parse_spec(kind: str, spec: Any) -> Any:
     """Parse a resource's spec; :class:`pydantic.ValidationError` names the field."""
     return SPEC_MODELS[kind].model_validate(dict(spec))
 
 
 def describe_validation_error(exc: pydantic.ValidationError) -> str:
-    """One line per problem, each naming the field as ``spec.a.b[0]``."""
+    """One clause per problem, each naming the field as ``spec.a.b[0]``."""
     parts = []
     for err in exc.errors():
         loc = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])

@@ -165,6 +165,8 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     #: resource kinds with a counterpart in this registry
     kinds: ClassVar[frozenset[str]] = frozenset({"Model", "ModelService"})
+    #: references the core should resolve into ``Resource.references`` (e.g. "defaultService")
+    references: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, conn: RegistryConnection) -> None:
         self.conn = conn

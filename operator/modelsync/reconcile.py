@@ -1,0 +1,355 @@
+"""The reconcile core: the one place that decides what to call, in what order.
+
+For each registry a resource names, like crossplane-runtime's managed reconciler:
+
+1. resolve the registry object and its Secret into a :class:`RegistryConnection`;
+2. ``observe`` the registry's object (found by its deterministic id);
+3. ``create`` it when absent, else ``update`` only ``observation.diff``, else nothing;
+4. fold every registry's outcome into ``status.registries`` and the aggregate
+   ``Ready`` / ``Synced`` conditions.
+
+The result is a status *patch* that holds only what changed, so an unchanged
+resync writes nothing, and an error decision for the caller: retry later
+(:class:`Retry`, with jittered exponential backoff or the registry's
+Retry-After) or wait for a new spec (:class:`Stop`). Handlers translate those
+into kopf's exceptions; backends never decide any of this.
+
+A registry whose entry already records a terminal failure for the current
+generation is not called again: a rejected spec is retried when it changes.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import hashlib
+import json
+import random
+from typing import Any, Mapping, Sequence
+
+import pydantic
+
+from . import api
+from .backends import make_backend
+from .backends.base import (
+    Backend, BackendError, CredentialsRejected, Observation, Recoverable, RegistryConnection, Resource,
+    Terminal, Unsupported,
+)
+from .kube import KubeReader, NotFound
+from .redact import scrub
+
+#: reasons that mean "do not call this registry again until the spec changes"
+TERMINAL_REASONS = frozenset({"InvalidSpec", "NameTaken", "Unsupported", "ImmutableField"})
+#: how long to wait before trying rejected credentials again (the fix is in a Secret)
+CREDENTIALS_RETRY = 300.0
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 300.0
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait: the registry's Retry-After if it gave one, else exponential
+    backoff with full jitter (AWS's "full jitter": uniform(base, min(cap, base*2^n)))."""
+    if retry_after is not None:
+        return retry_after + random.uniform(0, min(1.0, retry_after * 0.1 + 0.1))
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempt)))
+    return random.uniform(min(BACKOFF_BASE, ceiling), ceiling)
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+# ---------------------------------------------------------------- outcomes
+
+
+@dataclasses.dataclass
+class Retry:
+    message: str
+    delay: float
+
+
+@dataclasses.dataclass
+class Stop:
+    message: str
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one reconcile decided: a status patch (empty when nothing changed),
+    Events for what was written to registries, and whether to retry or wait for
+    a new spec. Failures reach Events through kopf's error posting, once."""
+
+    status_patch: dict[str, Any]
+    events: list[tuple[str, str, str]]  # (type, reason, message)
+    error: Retry | Stop | None = None
+
+
+# ---------------------------------------------------------------- registries and backends
+
+
+class BackendPool:
+    """Backends by registry, rebuilt when the registry's spec or Secret changes.
+
+    Keeping instances lets a backend reuse its HTTP connections and session
+    (a ZStack login) across reconciles.
+    """
+
+    def __init__(self, reader: KubeReader) -> None:
+        self.reader = reader
+        self._backends: dict[str, tuple[str, Backend]] = {}
+        self._lock = asyncio.Lock()
+
+    async def connection(self, ref: api.RegistryRef, namespace: str) -> tuple[RegistryConnection, str]:
+        """The registry as a connection, plus a fingerprint of everything it came from."""
+        try:
+            obj = await self.reader.registry(ref.kind, ref.name, namespace)
+        except NotFound as exc:
+            raise Recoverable(f"{exc}; it will be looked up again", reason="RegistryNotFound") from None
+        try:
+            spec = api.ModelRegistrySpec.model_validate(obj.get("spec") or {})
+        except pydantic.ValidationError as exc:
+            raise Recoverable(f"{ref.kind} {ref.name} is invalid: {api.describe_validation_error(exc)}",
+                              reason="RegistryInvalid") from None
+        reg_ns = namespace if ref.kind == "ModelRegistry" else None
+        credentials: dict[str, str] = {}
+        versions = [str(obj.get("metadata", {}).get("resourceVersion"))]
+        if spec.credentialsSecretRef:
+            sref = spec.credentialsSecretRef
+            sns = reg_ns or sref.namespace or "default"
+            try:
+                credentials, rv = await self.reader.secret_data(sref.name, sns)
+            except NotFound as exc:
+                raise Recoverable(f"credentials of {ref.kind} {ref.name}: {exc}", reason="SecretNotFound") from None
+            versions.append(rv)
+        ca_pem = None
+        if spec.tls and spec.tls.caSecretRef:
+            cref = spec.tls.caSecretRef
+            try:
+                data, rv = await self.reader.secret_data(cref.name, reg_ns or cref.namespace or "default")
+            except NotFound as exc:
+                raise Recoverable(f"CA bundle of {ref.kind} {ref.name}: {exc}", reason="SecretNotFound") from None
+            ca_pem = data.get(cref.key)
+            if not ca_pem:
+                raise Recoverable(f"CA bundle of {ref.kind} {ref.name}: key {cref.key!r} missing in Secret {cref.name}",
+                                  reason="SecretNotFound")
+            versions.append(rv)
+        key = f"ModelRegistry/{namespace}/{ref.name}" if ref.kind == "ModelRegistry" else f"ClusterModelRegistry/{ref.name}"
+        conn = RegistryConnection(
+            key=key, name=ref.name, kind=ref.kind, backend=spec.backend, endpoint=spec.endpoint,
+            credentials=credentials, settings=spec.backend_settings(), ca_pem=ca_pem,
+            insecure_skip_verify=bool(spec.tls and spec.tls.insecureSkipVerify), timeout=spec.timeout_seconds(),
+        )
+        return conn, hashlib.sha256("/".join(versions).encode()).hexdigest()
+
+    async def backend(self, ref: api.RegistryRef, namespace: str) -> Backend:
+        conn, fingerprint = await self.connection(ref, namespace)
+        async with self._lock:
+            cached = self._backends.get(conn.key)
+            if cached and cached[0] == fingerprint:
+                return cached[1]
+            if cached:
+                await cached[1].aclose()
+            backend = make_backend(conn)
+            self._backends[conn.key] = (fingerprint, backend)
+            return backend
+
+    async def aclose(self) -> None:
+        for _, backend in self._backends.values():
+            await backend.aclose()
+        self._backends.clear()
+
+
+# ---------------------------------------------------------------- the core
+
+
+@dataclasses.dataclass
+class _RegistryResult:
+    entry: dict[str, Any]
+    event: tuple[str, str, str] | None
+    error: BackendError | None
+
+
+class Reconciler:
+    """Reconciles Models and ModelServices. One instance per operator process."""
+
+    def __init__(self, reader: KubeReader, pool: BackendPool | None = None) -> None:
+        self.reader = reader
+        self.pool = pool or BackendPool(reader)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def reconcile(
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        *,
+        attempt: int = 0,
+    ) -> Outcome:
+        meta = body.get("metadata", {})
+        uid = meta["uid"]
+        lock = self._locks.setdefault(uid, asyncio.Lock())
+        async with lock:  # the create/update handler and the resync timer never overlap
+            return await self._reconcile(kind, body, attempt)
+
+    def forget(self, uid: str) -> None:
+        self._locks.pop(uid, None)
+
+    async def _reconcile(self, kind: str, body: Mapping[str, Any], attempt: int) -> Outcome:
+        meta = body.get("metadata", {})
+        generation = int(meta.get("generation") or 0)
+        old_status = dict(body.get("status") or {})
+        old_entries = {(e.get("kind", "ModelRegistry"), e.get("name")): e for e in old_status.get("registries") or []}
+        try:
+            spec = api.parse_spec(kind, body.get("spec") or {})
+        except pydantic.ValidationError as exc:
+            message = api.describe_validation_error(exc)
+            status = self._status(old_status, generation, [], Terminal(message))
+            return Outcome(self._patch(old_status, status), [], Stop(message))
+
+        results = await asyncio.gather(*[
+            self._one(kind, meta, spec, generation, ref, old_entries.get((ref.kind, ref.name)))
+            for ref in spec.registries
+        ])
+        entries = [r.entry for r in results]
+        errors = [r.error for r in results if r.error is not None]
+        status = self._status(old_status, generation, entries, errors[0] if len(errors) == 1 else None, errors)
+        events = [r.event for r in results if r.event]
+        return Outcome(self._patch(old_status, status), events, self._decide(errors, attempt, entries))
+
+    async def _one(
+        self, kind: str, meta: Mapping[str, Any], spec: Any, generation: int,
+        ref: api.RegistryRef, old: Mapping[str, Any] | None,
+    ) -> _RegistryResult:
+        namespace = meta.get("namespace", "")
+        base = {"name": ref.name, "kind": ref.kind}
+        if old and old.get("reason") in TERMINAL_REASONS and old.get("observedGeneration") == generation:
+            # Rejected for this very spec already: calling again cannot help.
+            return _RegistryResult(dict(old), None, Terminal(old.get("message") or "", reason=old["reason"]))
+        previous = {k: old[k] for k in ("backend", "externalId", "inventory", "lastSyncTime") if old and old.get(k) is not None}
+        try:
+            backend = await self.pool.backend(ref, namespace)
+            previous["backend"] = backend.name
+            if not backend.supports(kind):
+                raise Unsupported(
+                    f"{backend.name} registries have no counterpart for a {kind}; "
+                    f"remove {ref.kind} {ref.name} from spec.registries"
+                )
+            res = Resource(
+                kind=kind, name=meta["name"], namespace=namespace, uid=meta["uid"], generation=generation,
+                spec=spec, external_id=previous.get("externalId"),
+                references=await self._references(backend, kind, spec, namespace, ref),
+            )
+            obs = await backend.observe(res)
+            action = None
+            if not obs.exists:
+                await backend.create(res)
+                obs = await backend.observe(res)  # the object as stored; adoption may leave a diff
+                action = ("Created", f"created in {backend.name} registry {ref.name}")
+            if obs.exists and obs.diff:
+                fields = ", ".join(obs.diff)
+                await backend.update(res, obs)
+                obs = await backend.observe(res)
+                action = action or ("Updated", f"updated {fields} in {backend.name} registry {ref.name}")
+            if not obs.exists or obs.diff:
+                raise Recoverable(f"{backend.name} registry {ref.name} does not hold the spec yet "
+                                  f"(differs: {', '.join(obs.diff) or 'missing'}); will look again")
+        except BackendError as exc:
+            message = scrub(exc.message)
+            entry = {**base, **previous, "synced": False, "reason": exc.reason, "message": message,
+                     "observedGeneration": generation}
+            return _RegistryResult(entry, None, exc)
+        except Exception as exc:  # a bug or an unexpected library error: retry, never leak
+            message = scrub(f"unexpected {type(exc).__name__}: {exc}")
+            err = Recoverable(message, reason="ReconcileError")
+            entry = {**base, **previous, "synced": False, "reason": err.reason, "message": message,
+                     "observedGeneration": generation}
+            return _RegistryResult(entry, None, err)
+        entry = {
+            **base, "backend": backend.name, "externalId": obs.external_id, "synced": True,
+            "reason": "Synced", "message": f"in sync with {backend.name} registry {ref.name}",
+            "lastSyncTime": now_rfc3339() if action or not previous.get("lastSyncTime") else previous["lastSyncTime"],
+            "observedGeneration": generation, "inventory": dict(obs.inventory or {}),
+        }
+        event = ("Normal", action[0], f"{action[1]} as {obs.external_id}") if action else None
+        return _RegistryResult(entry, event, None)
+
+    async def _references(self, backend: Backend, kind: str, spec: Any, namespace: str,
+                          ref: api.RegistryRef) -> dict[str, str]:
+        """External ids of the objects the spec points at, in the same registry."""
+        if kind != "Model" or not spec.defaultServiceRef or "defaultService" not in backend.references:
+            return {}
+        name = spec.defaultServiceRef.name
+        try:
+            svc = await self.reader.model_service(name, namespace)
+        except NotFound:
+            raise Recoverable(f"spec.defaultServiceRef: ModelService {name} not found; waiting for it",
+                              reason="DependencyNotReady") from None
+        for e in (svc.get("status") or {}).get("registries") or []:
+            if e.get("name") == ref.name and e.get("kind", "ModelRegistry") == ref.kind and e.get("externalId"):
+                return {"defaultService": e["externalId"]}
+        raise Recoverable(f"spec.defaultServiceRef: ModelService {name} is not yet in registry {ref.name}; "
+                          "waiting for it", reason="DependencyNotReady")
+
+    # ------------------------------------------------------------ status
+
+    def _status(
+        self, old: Mapping[str, Any], generation: int, entries: Sequence[Mapping[str, Any]],
+        single: BackendError | None, errors: Sequence[BackendError] = (),
+    ) -> dict[str, Any]:
+        total = len(entries)
+        synced = sum(1 for e in entries if e.get("synced"))
+        failures = [e for e in entries if not e.get("synced")]
+        if single is not None and not entries:  # the spec itself did not parse
+            synced_cond = ("False", single.reason, single.message)
+            ready_cond = ("False", single.reason, single.message)
+        elif not failures:
+            synced_cond = ("True", "ReconcileSuccess", f"in sync with {synced} of {total} registries")
+            ready_cond = ("True", "Synced", f"in sync with {synced} of {total} registries")
+        else:
+            reasons = [e["reason"] for e in failures]
+            terminal = [r for r in reasons if r in TERMINAL_REASONS]
+            reason = terminal[0] if terminal else reasons[0]
+            detail = "; ".join(f"{e['name']}: {e.get('message', '')}" for e in failures)
+            synced_cond = ("False", reason, detail)
+            ready_cond = ("False", "NotSynced" if synced < total else reason,
+                          f"in sync with {synced} of {total} registries")
+        old_conditions = {c.get("type"): c for c in old.get("conditions") or []}
+        conditions = [
+            self._condition(old_conditions.get(t), t, s, r, m, generation)
+            for t, (s, r, m) in (("Ready", ready_cond), ("Synced", synced_cond))
+        ]
+        return {"observedGeneration": generation, "conditions": conditions, "registries": list(entries)}
+
+    @staticmethod
+    def _condition(old: Mapping[str, Any] | None, type_: str, status: str, reason: str, message: str,
+                   generation: int) -> dict[str, Any]:
+        unchanged = old is not None and old.get("status") == status
+        return {
+            "type": type_, "status": status, "reason": reason, "message": message[:32000],
+            "observedGeneration": generation,
+            "lastTransitionTime": old["lastTransitionTime"] if unchanged and old.get("lastTransitionTime") else now_rfc3339(),
+        }
+
+    @staticmethod
+    def _patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+        """Only the top-level status fields that differ (JSON-equal means equal)."""
+        def same(a: Any, b: Any) -> bool:
+            return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+        return {k: v for k, v in new.items() if not same(old.get(k), v)}
+
+    @staticmethod
+    def _decide(errors: Sequence[BackendError], attempt: int, entries: Sequence[Mapping[str, Any]]) -> Retry | Stop | None:
+        if not errors:
+            return None
+        summary = "; ".join(f"{e['name']}: {e.get('message', '')}" for e in entries if not e.get("synced"))
+        recoverable = [e for e in errors if isinstance(e, Recoverable)]
+        if recoverable:
+            hints = [e.retry_after for e in recoverable if e.retry_after is not None]
+            return Retry(summary, backoff(attempt, max(hints) if hints else None))
+        if any(isinstance(e, CredentialsRejected) for e in errors):
+            return Retry(summary, CREDENTIALS_RETRY)
+        return Stop(summary)
+
+
+# re-exported for handlers
+__all__ = ["Reconciler", "BackendPool", "Outcome", "Retry", "Stop", "backoff", "Observation"]

@@ -1,0 +1,46 @@
+# ModelSync: `make demo` and `make test` do all set-up on a fresh machine.
+PY      ?= python3
+VENV    ?= .venv
+PYTHON  := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help venv controlplane test unit integration demo crds image clean
+
+help:
+	@echo "make demo   local control plane + ZStack simulator + operator + examples, then their synced status"
+	@echo "make test   everything the suite needs, then the whole suite"
+	@echo "make crds   regenerate crds/ from operator/modelsync/api.py"
+
+# The virtualenv is rebuilt when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -U pip
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# kube-apiserver, etcd and kubectl from the pinned Go modules; cached in ~/.cache/modelsync.
+controlplane:
+	@bash tools/controlplane/build.sh >/dev/null
+
+test: venv controlplane
+	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: venv
+	$(PYTHON) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: venv controlplane
+	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+demo: venv controlplane
+	$(PYTHON) tools/demo.py $(DEMO_ARGS)
+
+crds: venv
+	$(PYTHON) -m modelsync.crdgen crds/
+
+image:
+	bash tools/image/build.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,589 @@
+"""Instill AI (Instill Core / Instill Cloud) backend: ``Model`` ↔ Instill model.
+
+Wire contract (model-backend behind the api-gateway, grpc-gateway JSON with
+camelCase field names):
+
+* ``POST   /v1alpha/namespaces/{ns}/models``            body: the Model → 201 ``{"model": {...}}``
+* ``GET    /v1alpha/namespaces/{ns}/models/{id}?view=VIEW_FULL`` → ``{"model": {...}}``
+  (without ``VIEW_FULL`` the server leaves ``configuration`` out, so every
+  read here asks for the full view);
+* ``PATCH  /v1alpha/namespaces/{ns}/models/{id}``       body: the Model. No
+  ``update_mask`` query parameter: for REST the gateway derives the mask from
+  the fields present in the body ("only the supplied model fields will be taken
+  into account"), so the body carries exactly the fields to change;
+* ``DELETE /v1alpha/namespaces/{ns}/models/{id}`` → 204.
+
+Errors are ``{"code": <grpc code>, "message": "...", "details": [...]}``.
+``Authorization: Bearer <api token>`` from the registry Secret's ``token`` key.
+
+**Model id.** ``spec.instill.id`` when set, else :func:`default_model_id`:
+``ms-<sanitized name>-<8 hex of deterministic_id(uid, registry key)>``. Either
+way the id must be valid under RFC-1034 (what the API documents: letters,
+digits, hyphen, first a letter, last a letter or digit, ≤63) *and* under what
+deployed backends enforce (lowercase, ≤32); a user id that breaks either is a
+:class:`Terminal` naming ``spec.instill.id``.
+
+**Ownership marker.** ``tags`` looks like the natural place, but in the Model
+message of this API generation it is OUTPUT_ONLY (the server fills it; POST and
+PATCH ignore it), and ``description`` is user-visible one-liner text. The
+marker therefore lives in ``readme`` — a persisted, optional, mutable markdown
+field accepted by both POST and PATCH — as a trailing HTML comment, invisible
+when the README is rendered::
+
+    <!-- managed-by: modelsync.io; owner: <uuid5(uid, registry key)>; resource: Model ns/name -->
+
+The uuid is the full :func:`~modelsync.backends.base.deterministic_id` of the
+resource uid and registry key, so it identifies exactly one resource incarnation
+on one registry. A model is *ours* when its readme carries our owner uuid, or
+when the resource's recorded ``external_id`` is this model id (we created it on
+an earlier sync; the next update restores a marker someone edited away).
+
+**Immutable fields.** ``id``, ``modelDefinition``, ``configuration``, ``task``
+and ``region`` cannot change after create (the server rejects a PATCH naming
+them). The rule here:
+
+* ``observe`` lists every differing field in ``diff`` — mutable and immutable —
+  so a drift never hides behind ``up_to_date``;
+* ``update`` PATCHes the differing *mutable* fields (never an immutable one),
+  and then, if any immutable field differs, raises :class:`Terminal` naming
+  each (``spec.instill.task cannot change after create; ...``). Mutable changes
+  thus still land, and the error repeats on every sync until the spec goes back
+  or the Model is recreated under a new name. The CRD's CEL rules block such
+  edits at admission; this is the second line of defence (e.g. for a model
+  changed behind our back).
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import ssl
+import typing
+from datetime import datetime, timezone
+from typing import Any, Mapping
+from urllib.parse import quote
+
+import httpx
+
+from .. import api
+from ..redact import scrub
+from .base import (
+    Backend,
+    CredentialsRejected,
+    NameTaken,
+    Observation,
+    Recoverable,
+    RegistryConnection,
+    Resource,
+    Terminal,
+    Unsupported,
+    deterministic_id,
+)
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/v1alpha"
+
+TASKS: tuple[str, ...] = typing.get_args(api.InstillTask)
+VISIBILITIES: tuple[str, ...] = ("VISIBILITY_PRIVATE", "VISIBILITY_PUBLIC")
+MODEL_DEFINITION_PREFIX = "model-definitions/"
+
+#: fields PATCH may change, in the order they are diffed
+MUTABLE_FIELDS: tuple[str, ...] = (
+    "description", "visibility", "hardware", "readme",
+    "sourceUrl", "documentationUrl", "license", "profileImage",
+)
+#: fields fixed at create (``id`` is fixed by construction: it is the URL)
+IMMUTABLE_FIELDS: tuple[str, ...] = ("modelDefinition", "configuration", "task", "region")
+#: optional strings: absent and "" are the same value; "" clears on PATCH
+OPTIONAL_STRINGS = frozenset({"description", "readme", "sourceUrl", "documentationUrl", "license", "profileImage"})
+#: what POST must carry besides ``id`` (REQUIRED in the API)
+REQUIRED_ON_CREATE: tuple[str, ...] = ("modelDefinition", "configuration", "task", "visibility", "region", "hardware")
+#: wire field → the spec path a user edits
+SPEC_PATHS: dict[str, str] = {
+    "id": "spec.instill.id",
+    "description": "spec.description",
+    "readme": "spec.readme",
+    "license": "spec.license",
+    "modelDefinition": "spec.instill.modelDefinition",
+    "configuration": "spec.instill.configuration",
+    "task": "spec.instill.task",
+    "visibility": "spec.instill.visibility",
+    "region": "spec.instill.region",
+    "hardware": "spec.instill.hardware",
+    "sourceUrl": "spec.instill.sourceUrl",
+    "documentationUrl": "spec.instill.documentationUrl",
+    "profileImage": "spec.instill.profileImage",
+}
+#: large or echoed fields left out of the inventory (it may end up in status)
+INVENTORY_OMIT = frozenset({"profileImage", "readme", "inputSchema", "outputSchema"})
+
+# ---------------------------------------------------------------- ids
+
+#: what the API documents (RFC-1034 label)
+RFC1034_ID = re.compile(r"^[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+#: what deployed backends enforce on top: lowercase, at most 32 characters
+STRICT_ID = re.compile(r"^[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+MAX_ID = 32
+_ID_PREFIX = "ms-"
+_HASH_LEN = 8
+
+
+def id_problem(model_id: str) -> str | None:
+    """Why ``model_id`` is not a usable Instill model id, or None if it is."""
+    if not RFC1034_ID.match(model_id):
+        return (
+            f"{model_id!r} is not a valid Instill model id: it must follow RFC-1034 "
+            "(letters, digits and hyphens; first a letter; last a letter or digit; at most 63 characters)"
+        )
+    if not STRICT_ID.match(model_id):
+        return (
+            f"{model_id!r} is not a valid Instill model id: Instill deployments also require "
+            f"lowercase letters, digits and hyphens only and at most {MAX_ID} characters"
+        )
+    return None
+
+
+def _sanitize(name: str, limit: int) -> str:
+    s = re.sub(r"[^a-z0-9-]+", "-", name.lower())
+    s = re.sub(r"-{2,}", "-", s).strip("-")
+    return s[:limit].rstrip("-")
+
+
+def default_model_id(res: Resource, conn: RegistryConnection) -> str:
+    """``ms-<name>-<hash>``: stable for the resource incarnation and registry,
+    valid under both id rules whatever the Kubernetes name looks like."""
+    digest = deterministic_id(res.uid, conn.key).hex[:_HASH_LEN]
+    room = MAX_ID - len(_ID_PREFIX) - 1 - _HASH_LEN
+    short = _sanitize(res.name, room)
+    model_id = f"{_ID_PREFIX}{short}-{digest}" if short else f"{_ID_PREFIX}{digest}"
+    # The hash is hex, so the id ends in a letter or digit; belt and braces:
+    model_id = model_id[:MAX_ID].rstrip("-")
+    assert STRICT_ID.match(model_id), model_id
+    return model_id
+
+
+def model_id_for(res: Resource, conn: RegistryConnection) -> str:
+    """The registry id of ``res``: the user's ``spec.instill.id`` or the default."""
+    section = res.spec.instill
+    if section is not None and section.id is not None:
+        problem = id_problem(section.id)
+        if problem:
+            raise Terminal(f"spec.instill.id: {problem}", fields=("spec.instill.id",))
+        return str(section.id)
+    return default_model_id(res, conn)
+
+
+# ---------------------------------------------------------------- ownership marker
+
+_MARKER_RE = re.compile(r"<!--\s*managed-by:\s*modelsync\.io;\s*owner:\s*([0-9a-fA-F-]{36})\b[^>]*-->")
+
+
+def owner_token(res: Resource, conn: RegistryConnection) -> str:
+    return str(deterministic_id(res.uid, conn.key))
+
+
+def marker_line(res: Resource, conn: RegistryConnection) -> str:
+    return (
+        f"<!-- managed-by: modelsync.io; owner: {owner_token(res, conn)}; "
+        f"resource: Model {res.namespace}/{res.name} -->"
+    )
+
+
+def marker_owner(readme: Any) -> str | None:
+    """The owner uuid of the modelsync marker in a readme, if there is one."""
+    if not isinstance(readme, str):
+        return None
+    found = _MARKER_RE.findall(readme)
+    return found[-1].lower() if found else None
+
+
+def desired_readme(user_readme: str | None, res: Resource, conn: RegistryConnection) -> str:
+    marker = marker_line(res, conn)
+    text = (user_readme or "").rstrip()
+    return f"{text}\n\n{marker}" if text else marker
+
+
+# ---------------------------------------------------------------- mapping
+
+
+def normalize_model_definition(value: str) -> str:
+    """``container`` and ``model-definitions/container`` name the same definition;
+    the API returns the resource name form, so that is what we send."""
+    return value if value.startswith(MODEL_DEFINITION_PREFIX) else MODEL_DEFINITION_PREFIX + value
+
+
+def desired_model(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
+    """The wire body (without ``id``) that the spec asks for.
+
+    Common fields: ``description``, ``readme`` (plus the ownership marker) and
+    ``license``; the ``instill`` section gives ``modelDefinition``,
+    ``configuration``, ``task``, ``visibility``, ``region``, ``hardware``,
+    ``sourceUrl``, ``documentationUrl`` and ``profileImage``. Unset fields are
+    left out (an unset optional string means "empty" when diffing).
+    """
+    spec = res.spec
+    inst = spec.instill
+    body: dict[str, Any] = {}
+    if spec.description:
+        body["description"] = spec.description
+    if inst is not None:
+        if inst.modelDefinition is not None:
+            body["modelDefinition"] = normalize_model_definition(inst.modelDefinition)
+        if inst.configuration is not None:
+            body["configuration"] = dict(inst.configuration)
+        if inst.task is not None:
+            body["task"] = inst.task
+        body["visibility"] = inst.visibility
+        if inst.region is not None:
+            body["region"] = inst.region
+        if inst.hardware is not None:
+            body["hardware"] = inst.hardware
+    body["readme"] = desired_readme(spec.readme, res, conn)
+    if inst is not None:
+        for f in ("sourceUrl", "documentationUrl"):
+            v = getattr(inst, f)
+            if v:
+                body[f] = v
+    if spec.license:
+        body["license"] = spec.license
+    if inst is not None and inst.profileImage:
+        body["profileImage"] = inst.profileImage
+    return body
+
+
+def validate_desired(body: Mapping[str, Any], *, creating: bool) -> None:
+    """What the API would reject, caught before sending: Terminal naming fields."""
+    problems: list[str] = []
+    fields: list[str] = []
+
+    def bad(field: str, why: str) -> None:
+        fields.append(SPEC_PATHS[field])
+        problems.append(f"{SPEC_PATHS[field]}: {why}")
+
+    if creating:
+        for f in REQUIRED_ON_CREATE:
+            if f not in body or body[f] in (None, ""):
+                bad(f, "required by Instill to create a model")
+    if "task" in body and body["task"] not in TASKS:
+        bad("task", f"{body['task']!r} is not one of {', '.join(TASKS)}")
+    if "visibility" in body and body["visibility"] not in VISIBILITIES:
+        bad("visibility", f"{body['visibility']!r} is not one of {', '.join(VISIBILITIES)}")
+    if "configuration" in body and not isinstance(body["configuration"], dict):
+        bad("configuration", "must be an object")
+    if problems:
+        raise Terminal("; ".join(problems), fields=tuple(fields))
+
+
+def _contains(observed: Any, desired: Any) -> bool:
+    """Every key the spec sets has the same value in the registry (the server
+    may add defaults to ``configuration``; those are not drift)."""
+    if isinstance(desired, dict):
+        return isinstance(observed, dict) and all(k in observed and _contains(observed[k], v) for k, v in desired.items())
+    return bool(observed == desired)
+
+
+def _norm(field: str, value: Any) -> Any:
+    if field in OPTIONAL_STRINGS:
+        s = "" if value is None else str(value)
+        return s.rstrip() if field == "readme" else s
+    if field == "modelDefinition" and isinstance(value, str):
+        return normalize_model_definition(value)
+    if field == "visibility" and value in (None, "", "VISIBILITY_UNSPECIFIED"):
+        return "VISIBILITY_PRIVATE"  # UNSPECIFIED is documented as PRIVATE
+    return value
+
+
+def diff_model(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[str, ...]:
+    """Wire names of the fields whose registry value differs: mutable first, then immutable.
+
+    Optional strings are always managed (absent in the spec = empty in the
+    registry); the other fields only when the spec sets them.
+    """
+    out: list[str] = []
+    for f in MUTABLE_FIELDS + IMMUTABLE_FIELDS:
+        if f not in desired and f not in OPTIONAL_STRINGS:
+            continue
+        want, have = _norm(f, desired.get(f)), _norm(f, observed.get(f))
+        same = _contains(have, want) if f == "configuration" else want == have
+        if not same:
+            out.append(f)
+    return tuple(out)
+
+
+def immutable_change_message(fields: typing.Iterable[str]) -> str:
+    return "; ".join(
+        f"{SPEC_PATHS[f]} cannot change after create; to change it, create a new Model (new name) and delete this one"
+        for f in fields
+    )
+
+
+def inventory_of(model: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in model.items() if k not in INVENTORY_OMIT}
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def fields_from_details(details: Any) -> tuple[str, ...]:
+    """Spec paths named by google.rpc.BadRequest field violations, if any."""
+    out: list[str] = []
+    if not isinstance(details, list):
+        return ()
+    for d in details:
+        if not isinstance(d, dict):
+            continue
+        for v in d.get("fieldViolations") or d.get("field_violations") or []:
+            if not isinstance(v, dict) or not isinstance(v.get("field"), str):
+                continue
+            wire = _camel(v["field"].removeprefix("model."))
+            path = SPEC_PATHS.get(wire)
+            if path and path not in out:
+                out.append(path)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- the backend
+
+
+class InstillBackend(Backend):
+    name = "instill"
+    kinds = frozenset({"Model"})
+
+    def __init__(self, conn: RegistryConnection, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(conn)
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+
+    # -- plumbing
+
+    @property
+    def namespace(self) -> str:
+        ns = self.conn.settings.get("namespace")
+        if not ns:
+            raise Terminal(
+                f"registry {self.conn.name} has no spec.instill.namespace: the Instill namespace models are created in",
+                reason="RegistryMisconfigured",
+            )
+        return str(ns)
+
+    def _scrub(self, text: object) -> str:
+        return scrub(text, secrets=self.conn.credentials.values())
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            verify: bool | ssl.SSLContext = True
+            if self.conn.insecure_skip_verify:
+                verify = False
+            elif self.conn.ca_pem:
+                verify = ssl.create_default_context(cadata=self.conn.ca_pem)
+            self._http = httpx.AsyncClient(
+                base_url=self.conn.endpoint.rstrip("/"),
+                timeout=self.conn.timeout,
+                verify=verify,
+                transport=self._transport,
+                headers={"Accept": "application/json", "User-Agent": "modelsync"},
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            client, self._http = self._http, None
+            await client.aclose()
+
+    def _path(self, model_id: str | None = None) -> str:
+        base = f"{API_PREFIX}/namespaces/{quote(self.namespace, safe='')}/models"
+        return base if model_id is None else f"{base}/{quote(model_id, safe='')}"
+
+    def _where(self, model_id: str) -> str:
+        return f"Instill model {self.namespace}/{model_id}"
+
+    async def _send(self, method: str, path: str, what: str, *, json: Any = None, params: Mapping[str, str] | None = None) -> httpx.Response:
+        token = self.conn.credentials.get("token")
+        if not token:
+            raise CredentialsRejected(
+                f"the credentials Secret of registry {self.conn.name} has no \"token\" key (the Instill API token)"
+            )
+        try:
+            return await self._client().request(
+                method, path, json=json, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.TimeoutException as exc:
+            raise Recoverable(self._scrub(f"{what}: no reply within {self.conn.timeout:g}s ({type(exc).__name__})")) from None
+        except httpx.TransportError as exc:
+            # RemoteProtocolError here usually means the reply was lost after the
+            # server did the work; the deterministic id makes the retry safe.
+            raise Recoverable(self._scrub(f"{what}: {type(exc).__name__}: {exc}")) from None
+
+    def _error(self, resp: httpx.Response, what: str) -> Exception:
+        """The BackendError for a non-2xx reply (the caller raises it)."""
+        status = resp.status_code
+        message, details = "", None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            message = str(body.get("message") or body.get("error") or "")
+            details = body.get("details")
+        if not message:
+            message = resp.text[:300].strip() or resp.reason_phrase
+        text = self._scrub(f"{what}: HTTP {status}: {message}")
+        if status in (401, 403):
+            return CredentialsRejected(self._scrub(
+                f"the registry {self.conn.name} rejected the API token in Secret key \"token\" "
+                f"(HTTP {status}: {message}); check the token and its access to namespace {self.namespace}"
+            ))
+        if status == 429 or status >= 500 or status == 408:
+            return Recoverable(text, retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+        return Terminal(text, fields=fields_from_details(details))
+
+    def _model_from(self, resp: httpx.Response, what: str) -> dict[str, Any]:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(model, dict):
+            raise Recoverable(self._scrub(f"{what}: HTTP {resp.status_code} without a model in the reply"))
+        return model
+
+    def _check_kind(self, res: Resource) -> None:
+        if res.kind != "Model":
+            raise Unsupported(
+                f"Instill AI has no counterpart for {res.kind}: its model API manages Models only "
+                f"(serving is part of the Model, set with spec.instill.hardware); "
+                f"remove registry {self.conn.name} from this {res.kind}'s spec.registries"
+            )
+
+    def _is_ours(self, res: Resource, model_id: str, model: Mapping[str, Any]) -> bool:
+        if marker_owner(model.get("readme")) == owner_token(res, self.conn):
+            return True
+        return res.external_id is not None and res.external_id == model_id
+
+    async def _get(self, model_id: str) -> dict[str, Any] | None:
+        what = f"reading {self._where(model_id)}"
+        resp = await self._send("GET", self._path(model_id), what, params={"view": "VIEW_FULL"})
+        if resp.status_code == 404:
+            return None
+        if resp.is_success:
+            return self._model_from(resp, what)
+        raise self._error(resp, what)
+
+    def _not_ours(self, model_id: str) -> NameTaken:
+        return NameTaken(
+            f"{self._where(model_id)} exists and is not managed by this resource; set spec.instill.id to another id",
+            fields=("spec.instill.id",),
+        )
+
+    # -- the interface
+
+    async def observe(self, res: Resource) -> Observation:
+        self._check_kind(res)
+        model_id = model_id_for(res, self.conn)
+        desired = desired_model(res, self.conn)
+        validate_desired(desired, creating=False)
+        model = await self._get(model_id)
+        if model is None:
+            return Observation(exists=False)
+        if not self._is_ours(res, model_id, model):
+            raise self._not_ours(model_id)
+        return Observation(
+            exists=True,
+            external_id=model_id,
+            diff=diff_model(desired, model),
+            inventory=inventory_of(model),
+        )
+
+    async def create(self, res: Resource) -> Mapping[str, Any]:
+        self._check_kind(res)
+        model_id = model_id_for(res, self.conn)
+        desired = desired_model(res, self.conn)
+        validate_desired(desired, creating=True)
+        what = f"creating {self._where(model_id)}"
+        resp = await self._send("POST", self._path(), what, json={"id": model_id, **desired})
+        if resp.is_success:
+            return inventory_of(self._model_from(resp, what))
+        if resp.status_code == 409:
+            model = await self._get(model_id)
+            if model is None:
+                raise Recoverable(f"{what}: the registry reported it exists, but it is gone; retrying")
+            if not self._is_ours(res, model_id, model):
+                raise self._not_ours(model_id)
+            log.info("%s: already exists and is ours; adopting it", self._where(model_id))
+            obs = Observation(True, model_id, diff_model(desired, model), inventory_of(model))
+            if obs.diff:
+                return await self.update(res, obs)
+            return obs.inventory or {}
+        if resp.status_code == 404:
+            raise Terminal(self._scrub(
+                f"{what}: the Instill namespace {self.namespace!r} was not found "
+                f"(spec.instill.namespace of registry {self.conn.name}): {resp.text[:200]}"
+            ), reason="RegistryMisconfigured")
+        raise self._error(resp, what)
+
+    async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
+        """PATCH the differing mutable fields, then refuse immutable drift (see module doc)."""
+        self._check_kind(res)
+        model_id = model_id_for(res, self.conn)
+        desired = desired_model(res, self.conn)
+        validate_desired(desired, creating=False)
+        mutable = [f for f in obs.diff if f in MUTABLE_FIELDS]
+        immutable = [f for f in obs.diff if f in IMMUTABLE_FIELDS]
+        inventory: Mapping[str, Any] = obs.inventory or {}
+        if mutable:
+            body = {f: desired.get(f, "") for f in mutable}
+            what = f"updating {', '.join(mutable)} of {self._where(model_id)}"
+            resp = await self._send("PATCH", self._path(model_id), what, json=body)
+            if resp.status_code == 404:
+                raise Recoverable(f"{what}: the model is gone; it will be created again")
+            if not resp.is_success:
+                raise self._error(resp, what)
+            inventory = inventory_of(self._model_from(resp, what))
+        if immutable:
+            raise Terminal(immutable_change_message(immutable), fields=tuple(SPEC_PATHS[f] for f in immutable))
+        return inventory
+
+    async def delete(self, res: Resource) -> None:
+        """Delete our model; "not found" is success. A model at the id that is
+        not ours is left alone (logged): deleting it would destroy someone
+        else's work, and blocking the Kubernetes deletion would not help."""
+        if res.kind != "Model":
+            return
+        try:
+            model_id = model_id_for(res, self.conn)
+        except Terminal:
+            return  # an invalid id was never created
+        model = await self._get(model_id)
+        if model is None:
+            return
+        if not self._is_ours(res, model_id, model):
+            log.warning("%s is not managed by %s/%s; leaving it in place", self._where(model_id), res.namespace, res.name)
+            return
+        what = f"deleting {self._where(model_id)}"
+        resp = await self._send("DELETE", self._path(model_id), what)
+        if resp.is_success or resp.status_code == 404:
+            return
+        raise self._error(resp, what)

@@ -1,0 +1,614 @@
+"""InstillBackend against the Instill simulator (in-process) and pure mapping tables."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from modelsync.api import ModelSpec
+from modelsync.backends import backend_class
+from modelsync.backends.base import (
+    CredentialsRejected,
+    NameTaken,
+    Observation,
+    Recoverable,
+    RegistryConnection,
+    Resource,
+    Terminal,
+    Unsupported,
+)
+from modelsync.backends.instill import (
+    RFC1034_ID,
+    STRICT_ID,
+    InstillBackend,
+    default_model_id,
+    desired_model,
+    diff_model,
+    fields_from_details,
+    id_problem,
+    marker_line,
+    marker_owner,
+    model_id_for,
+    parse_retry_after,
+    validate_desired,
+)
+from modelsync.simulators.instill import create_app
+from modelsync.simulators.server import serve_in_thread
+
+TOKEN = "instill_sk_local"
+
+BASE_INSTILL = {
+    "modelDefinition": "container",
+    "configuration": {"image": "llama"},
+    "task": "TASK_CHAT",
+    "region": "REGION_LOCAL",
+    "hardware": "CPU",
+}
+
+
+def make_conn(url: str = "http://127.0.0.1:9", token: str = TOKEN, key: str = "ModelRegistry/ns/reg") -> RegistryConnection:
+    return RegistryConnection(
+        key=key, name="reg", kind="ModelRegistry", backend="instill", endpoint=url,
+        credentials={"token": token}, settings={"namespace": "local"}, timeout=5.0,
+    )
+
+
+def make_res(
+    instill: dict[str, Any] | None = None, *, name: str = "llama", uid: str = "uid-1",
+    kind: str = "Model", external_id: str | None = None, **common: Any,
+) -> Resource:
+    spec: dict[str, Any] = {"registries": [{"name": "reg"}], **common}
+    if instill is not None:
+        spec["instill"] = instill
+    return Resource(
+        kind=kind, name=name, namespace="team", uid=uid, generation=1,
+        spec=ModelSpec.model_validate(spec), external_id=external_id,
+    )
+
+
+def with_user_id(res: Resource, user_id: str) -> Resource:
+    """``res`` with ``spec.instill.id`` set without pydantic's check (the CRD
+    and api.py refuse bad ids at admission; the backend is the second line)."""
+    instill = res.spec.instill.model_copy(update={"id": user_id})
+    return dataclasses.replace(res, spec=res.spec.model_copy(update={"instill": instill}))
+
+
+class Sim:
+    def __init__(self, app: Any, url: str) -> None:
+        self.app, self.url = app, url
+        self.conn = make_conn(url)
+
+    @property
+    def models(self) -> dict[tuple[str, str], dict[str, Any]]:
+        return self.app["instill"].models
+
+    def journal(self) -> list[dict[str, Any]]:
+        return httpx.get(self.url + "/_sim/requests").json()
+
+    def clear_journal(self) -> None:
+        httpx.delete(self.url + "/_sim/requests")
+
+    def faults(self, **knobs: Any) -> None:
+        httpx.put(self.url + "/_sim/faults", json=knobs).raise_for_status()
+
+    def writes(self, method: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.journal() if e["method"] not in ("GET", "HEAD") and (method is None or e["method"] == method)]
+
+    def put_model(self, body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(
+            f"{self.url}/v1alpha/namespaces/local/models", json=body,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+
+
+@pytest.fixture
+def sim() -> Iterator[Sim]:
+    app = create_app()
+    with serve_in_thread(app) as url:
+        yield Sim(app, url)
+
+
+@pytest.fixture
+async def backend(sim: Sim) -> Any:
+    b = InstillBackend(sim.conn)
+    yield b
+    await b.aclose()
+
+
+# ---------------------------------------------------------------- registration and kinds
+
+
+def test_registered_under_instill() -> None:
+    assert backend_class("instill") is InstillBackend
+    assert InstillBackend.name == "instill"
+    assert InstillBackend(make_conn()).supports("Model")
+    assert not InstillBackend(make_conn()).supports("ModelService")
+
+
+@pytest.mark.parametrize("method", ["observe", "create", "update"])
+async def test_model_service_is_unsupported(method: str) -> None:
+    b = InstillBackend(make_conn())
+    res = make_res(BASE_INSTILL, kind="ModelService")
+    args: tuple[Any, ...] = (res,) if method != "update" else (res, Observation(exists=True))
+    with pytest.raises(Unsupported, match="ModelService"):
+        await getattr(b, method)(*args)
+    await b.delete(res)  # nothing to delete: no error, no request
+    await b.aclose()
+
+
+# ---------------------------------------------------------------- ids
+
+
+LONG = "a-very-long-kubernetes-name-that-goes-on.and.on-for-many-characters-" * 3
+
+
+@pytest.mark.parametrize("name", [
+    "a", "llama", "Llama-3.1-70B-Instruct", "0-starts-with-a-digit", "9", "my.model.v2",
+    "a--b---c", "x" * 253, LONG[:253], "ends-with-hyphen-after-truncation-xxxxxxx-", "-.-.-",
+])
+def test_default_id_is_valid_under_both_rules(name: str) -> None:
+    conn = make_conn()
+    res = make_res(BASE_INSTILL, name=name)
+    model_id = default_model_id(res, conn)
+    assert RFC1034_ID.match(model_id), model_id
+    assert STRICT_ID.match(model_id), model_id
+    assert len(model_id) <= 32
+    assert model_id.startswith("ms-")
+    assert id_problem(model_id) is None
+    # stable for the same resource and registry
+    assert default_model_id(make_res(BASE_INSTILL, name=name), conn) == model_id
+
+
+def test_default_id_depends_on_uid_and_registry() -> None:
+    res = make_res(BASE_INSTILL, uid="uid-1")
+    a = default_model_id(res, make_conn())
+    assert a == "ms-llama-" + a[-8:]
+    assert default_model_id(make_res(BASE_INSTILL, uid="uid-2"), make_conn()) != a
+    assert default_model_id(res, make_conn(key="ModelRegistry/ns/other")) != a
+
+
+@pytest.mark.parametrize("user_id, ok", [
+    ("my-model", True),
+    ("m", True),
+    ("a" * 32, True),
+    ("a" * 33, False),  # RFC-1034 allows 63; deployed backends 32
+    ("a" * 64, False),
+    ("My-Model", False),  # RFC-1034 allows uppercase; deployed backends do not
+    ("1model", False),
+    ("model-", False),
+    ("mo_del", False),
+    ("mo.del", False),
+])
+def test_user_id_rules(user_id: str, ok: bool) -> None:
+    res = with_user_id(make_res(BASE_INSTILL), user_id)
+    if ok:
+        assert model_id_for(res, make_conn()) == user_id
+    else:
+        with pytest.raises(Terminal) as info:
+            model_id_for(res, make_conn())
+        assert info.value.fields == ("spec.instill.id",)
+        assert "spec.instill.id" in str(info.value)
+
+
+async def test_invalid_user_id_sends_nothing(sim: Sim, backend: InstillBackend) -> None:
+    res = with_user_id(make_res(BASE_INSTILL), "Bad_Id")
+    for call in (backend.create(res), backend.observe(res)):
+        with pytest.raises(Terminal, match="spec.instill.id"):
+            await call
+    await backend.delete(res)  # nothing can exist under an invalid id
+    assert sim.journal() == []
+
+
+# ---------------------------------------------------------------- mapping tables
+
+
+@pytest.mark.parametrize("common, instill, expected", [
+    (
+        {}, BASE_INSTILL,
+        {"modelDefinition": "model-definitions/container", "configuration": {"image": "llama"},
+         "task": "TASK_CHAT", "visibility": "VISIBILITY_PRIVATE", "region": "REGION_LOCAL", "hardware": "CPU"},
+    ),
+    (
+        {"description": "A chat model", "license": "Apache-2.0"},
+        {**BASE_INSTILL, "modelDefinition": "model-definitions/container", "visibility": "VISIBILITY_PUBLIC",
+         "sourceUrl": "https://github.com/x/y", "documentationUrl": "https://docs.x/y", "profileImage": "data:image/png;base64,AA=="},
+        {"description": "A chat model", "license": "Apache-2.0", "modelDefinition": "model-definitions/container",
+         "configuration": {"image": "llama"}, "task": "TASK_CHAT", "visibility": "VISIBILITY_PUBLIC",
+         "region": "REGION_LOCAL", "hardware": "CPU", "sourceUrl": "https://github.com/x/y",
+         "documentationUrl": "https://docs.x/y", "profileImage": "data:image/png;base64,AA=="},
+    ),
+    (
+        {"description": "only common"}, None,
+        {"description": "only common"},
+    ),
+    (
+        # fields with no Instill counterpart are not sent
+        {"vendor": "Meta", "parameters": "70B", "installPath": "/models/llama", "task": "text-generation"},
+        {"hardware": "GPU"},
+        {"visibility": "VISIBILITY_PRIVATE", "hardware": "GPU"},
+    ),
+])
+def test_desired_model_table(common: dict[str, Any], instill: dict[str, Any] | None, expected: dict[str, Any]) -> None:
+    res = make_res(instill, **common)
+    conn = make_conn()
+    body = desired_model(res, conn)
+    readme = body.pop("readme")
+    assert body == expected
+    assert readme == marker_line(res, conn)  # no user readme: just the marker
+    assert "id" not in body
+
+
+def test_readme_keeps_user_text_and_carries_marker() -> None:
+    res = make_res(BASE_INSTILL, readme="# Llama\n\nA model.\n")
+    conn = make_conn()
+    readme = desired_model(res, conn)["readme"]
+    assert readme.startswith("# Llama\n\nA model.")
+    assert readme.endswith(marker_line(res, conn))
+    assert marker_owner(readme) == marker_owner(marker_line(res, conn))
+    assert marker_owner("# someone else's readme") is None
+    assert marker_owner(None) is None
+
+
+@pytest.mark.parametrize("instill, fields", [
+    ({}, ("spec.instill.modelDefinition", "spec.instill.configuration", "spec.instill.task",
+          "spec.instill.region", "spec.instill.hardware")),
+    ({k: v for k, v in BASE_INSTILL.items() if k != "task"}, ("spec.instill.task",)),
+    ({k: v for k, v in BASE_INSTILL.items() if k != "region"}, ("spec.instill.region",)),
+    ({**BASE_INSTILL, "hardware": ""}, ("spec.instill.hardware",)),
+])
+def test_required_on_create(instill: dict[str, Any], fields: tuple[str, ...]) -> None:
+    res = make_res(instill)
+    body = desired_model(res, make_conn())
+    with pytest.raises(Terminal) as info:
+        validate_desired(body, creating=True)
+    assert info.value.fields == fields
+    for f in fields:
+        assert f in str(info.value)
+    validate_desired(body, creating=False)  # an update of such a spec is not refused for it
+
+
+def test_enum_validation_on_wire_body() -> None:
+    with pytest.raises(Terminal) as info:
+        validate_desired({"task": "TASK_NOPE", "visibility": "VISIBILITY_SECRET", "configuration": []}, creating=False)
+    assert info.value.fields == ("spec.instill.task", "spec.instill.visibility", "spec.instill.configuration")
+
+
+@pytest.mark.parametrize("observed_changes, expected", [
+    ({}, ()),
+    ({"modelDefinition": "container"}, ()),  # same definition, short form
+    ({"visibility": "VISIBILITY_UNSPECIFIED"}, ()),  # documented as PRIVATE
+    ({"configuration": {"image": "llama", "server-default": 1}}, ()),  # server-added keys are not drift
+    ({"readme": None}, ("readme",)),  # marker lost
+    ({"description": "changed in the UI"}, ("description",)),
+    ({"hardware": "GPU", "task": "TASK_COMPLETION"}, ("hardware", "task")),  # mutable first
+    ({"configuration": {"image": "other"}}, ("configuration",)),
+    ({"license": "MIT"}, ("license",)),  # unset in spec = empty
+])
+def test_diff_table(observed_changes: dict[str, Any], expected: tuple[str, ...]) -> None:
+    res = make_res(BASE_INSTILL)
+    desired = desired_model(res, make_conn())
+    observed = {**desired, "name": "namespaces/local/models/x", "uid": "u", "createTime": "t", **observed_changes}
+    observed = {k: v for k, v in observed.items() if v is not None}
+    assert diff_model(desired, observed) == expected
+
+
+def test_retry_after_parsing() -> None:
+    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("1.5") == 1.5
+    assert parse_retry_after("Wed, 01 Jan 2025 12:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Wed, 01 Jan 2025 11:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_fields_from_details() -> None:
+    details = [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": "model.source_url", "description": "bad"}, {"field": "task", "description": "x"}]}]
+    assert fields_from_details(details) == ("spec.instill.sourceUrl", "spec.instill.task")
+    assert fields_from_details([]) == ()
+    assert fields_from_details(None) == ()
+
+
+# ---------------------------------------------------------------- lifecycle against the simulator
+
+
+async def test_create_then_observe_is_up_to_date(sim: Sim, backend: InstillBackend) -> None:
+    res = make_res(BASE_INSTILL, description="chat", readme="# Llama")
+    obs = await backend.observe(res)
+    assert not obs.exists
+    inventory = await backend.create(res)
+    model_id = default_model_id(res, sim.conn)
+    assert inventory["id"] == model_id
+    assert inventory["name"] == f"namespaces/local/models/{model_id}"
+    assert inventory["uid"]
+    assert "readme" not in inventory and "profileImage" not in inventory
+    stored = sim.models[("local", model_id)]
+    assert stored["description"] == "chat"
+    assert marker_owner(stored["readme"]) is not None
+    [post] = sim.writes("POST")
+    assert post["body"]["id"] == model_id
+    obs = await backend.observe(res)
+    assert obs.exists and obs.up_to_date, obs.diff
+    assert obs.external_id == model_id
+    assert obs.inventory is not None and obs.inventory["uid"] == stored["uid"]
+    # observe asked for the full view: configuration was compared, not missing
+    assert obs.inventory["configuration"] == {"image": "llama"}
+
+
+async def test_update_sends_only_changed_mutable_fields(sim: Sim, backend: InstillBackend) -> None:
+    await backend.create(make_res(BASE_INSTILL, description="old"))
+    sim.clear_journal()
+    changed = make_res({**BASE_INSTILL, "hardware": "GPU"}, description="new", license="MIT")
+    obs = await backend.observe(changed)
+    assert obs.diff == ("description", "hardware", "license")
+    inventory = await backend.update(changed, obs)
+    [patch] = sim.writes("PATCH")
+    assert patch["body"] == {"description": "new", "hardware": "GPU", "license": "MIT"}
+    assert inventory["hardware"] == "GPU"
+    assert (await backend.observe(changed)).up_to_date
+
+
+async def test_clearing_an_optional_field_sends_empty_string(sim: Sim, backend: InstillBackend) -> None:
+    await backend.create(make_res(BASE_INSTILL, description="old", license="MIT"))
+    sim.clear_journal()
+    res = make_res(BASE_INSTILL, license="MIT")
+    obs = await backend.observe(res)
+    assert obs.diff == ("description",)
+    await backend.update(res, obs)
+    [patch] = sim.writes("PATCH")
+    assert patch["body"] == {"description": ""}
+    assert (await backend.observe(res)).up_to_date
+
+
+async def test_immutable_change_is_terminal_and_never_patched(sim: Sim, backend: InstillBackend) -> None:
+    await backend.create(make_res(BASE_INSTILL))
+    sim.clear_journal()
+    changed = make_res({**BASE_INSTILL, "task": "TASK_COMPLETION", "configuration": {"image": "other"}}, description="new")
+    obs = await backend.observe(changed)
+    assert obs.diff == ("description", "configuration", "task")
+    with pytest.raises(Terminal) as info:
+        await backend.update(changed, obs)
+    assert "spec.instill.task cannot change after create; to change it, create a new Model (new name) and delete this one" in str(info.value)
+    assert "spec.instill.configuration cannot change after create" in str(info.value)
+    assert info.value.fields == ("spec.instill.configuration", "spec.instill.task")
+    # the mutable change landed; no PATCH carried an immutable field
+    patches = sim.writes("PATCH")
+    assert [p["body"] for p in patches] == [{"description": "new"}]
+    # the next sync: only the immutable drift is left, no request, the same error
+    obs = await backend.observe(changed)
+    assert obs.diff == ("configuration", "task")
+    sim.clear_journal()
+    with pytest.raises(Terminal, match="spec.instill.task cannot change"):
+        await backend.update(changed, obs)
+    assert sim.writes() == []
+
+
+async def test_lost_create_reply_then_retry_leaves_one_model(sim: Sim, backend: InstillBackend) -> None:
+    res = make_res(BASE_INSTILL)
+    sim.faults(lose_next=1, match="POST")
+    with pytest.raises(Recoverable):
+        await backend.create(res)
+    assert len(sim.models) == 1  # the server did the work
+    inventory = await backend.create(res)  # the retry: 409, ours, adopted
+    assert len(sim.models) == 1
+    assert inventory["id"] == default_model_id(res, sim.conn)
+    assert len(sim.writes("POST")) == 2
+    assert (await backend.observe(res)).up_to_date
+
+
+async def test_adopt_after_lost_reply_converges_changed_spec(sim: Sim, backend: InstillBackend) -> None:
+    sim.faults(lose_next=1, match="POST")
+    with pytest.raises(Recoverable):
+        await backend.create(make_res(BASE_INSTILL, description="v1"))
+    sim.clear_journal()
+    res = make_res(BASE_INSTILL, description="v2")  # the spec changed before the retry
+    inventory = await backend.create(res)
+    assert inventory["description"] == "v2"
+    assert [p["body"] for p in sim.writes("PATCH")] == [{"description": "v2"}]
+    assert len(sim.models) == 1
+
+
+async def test_409_foreign_model_is_name_taken(sim: Sim, backend: InstillBackend) -> None:
+    assert sim.put_model({"id": "shared", **desired_model(make_res(BASE_INSTILL), sim.conn), "readme": "theirs"}).status_code == 201
+    res = make_res({**BASE_INSTILL, "id": "shared"})
+    with pytest.raises(NameTaken) as info:
+        await backend.create(res)
+    assert str(info.value) == (
+        "Instill model local/shared exists and is not managed by this resource; set spec.instill.id to another id"
+    )
+    assert info.value.fields == ("spec.instill.id",)
+    # observe does not claim it either, and delete leaves it alone
+    with pytest.raises(NameTaken):
+        await backend.observe(res)
+    await backend.delete(res)
+    assert ("local", "shared") in sim.models
+    assert sim.writes("DELETE") == []
+
+
+async def test_409_model_made_by_another_resource_is_name_taken(sim: Sim, backend: InstillBackend) -> None:
+    await backend.create(make_res({**BASE_INSTILL, "id": "shared"}, uid="uid-other"))
+    with pytest.raises(NameTaken):
+        await backend.create(make_res({**BASE_INSTILL, "id": "shared"}, uid="uid-mine"))
+
+
+async def test_409_ours_is_adopted(sim: Sim, backend: InstillBackend) -> None:
+    res = make_res({**BASE_INSTILL, "id": "mine"})
+    assert sim.put_model({"id": "mine", **desired_model(res, sim.conn)}).status_code == 201
+    uid = sim.models[("local", "mine")]["uid"]
+    inventory = await backend.create(res)
+    assert inventory["uid"] == uid
+    assert len(sim.models) == 1
+
+
+async def test_recorded_external_id_counts_as_ours_and_restores_marker(sim: Sim, backend: InstillBackend) -> None:
+    res = make_res(BASE_INSTILL)
+    await backend.create(res)
+    model_id = default_model_id(res, sim.conn)
+    sim.models[("local", model_id)]["readme"] = "edited in the console"
+    with pytest.raises(NameTaken):
+        await backend.observe(res)  # without evidence it is not ours
+    res = make_res(BASE_INSTILL, external_id=model_id)
+    obs = await backend.observe(res)
+    assert obs.diff == ("readme",)
+    await backend.update(res, obs)
+    assert marker_owner(sim.models[("local", model_id)]["readme"]) is not None
+    assert (await backend.observe(make_res(BASE_INSTILL))).up_to_date
+
+
+async def test_delete_and_delete_again(sim: Sim, backend: InstillBackend) -> None:
+    res = make_res(BASE_INSTILL)
+    await backend.create(res)
+    await backend.delete(res)
+    assert sim.models == {}
+    await backend.delete(res)  # not found is success
+    assert len(sim.writes("DELETE")) == 1
+    assert not (await backend.observe(res)).exists
+
+
+async def test_patch_on_vanished_model_is_recoverable(sim: Sim, backend: InstillBackend) -> None:
+    res = make_res(BASE_INSTILL)
+    await backend.create(res)
+    obs = await backend.observe(make_res(BASE_INSTILL, description="x"))
+    sim.models.clear()
+    with pytest.raises(Recoverable, match="gone"):
+        await backend.update(make_res(BASE_INSTILL, description="x"), obs)
+
+
+# ---------------------------------------------------------------- error classification
+
+
+async def test_400_from_registry_is_terminal(sim: Sim, backend: InstillBackend) -> None:
+    res = make_res({**BASE_INSTILL, "modelDefinition": "model-definitions/unknown"})
+    with pytest.raises(Terminal) as info:
+        await backend.create(res)
+    assert not isinstance(info.value, (NameTaken, CredentialsRejected))
+    assert "HTTP 400" in str(info.value)
+    assert "model definition unknown is not supported" in str(info.value)
+    assert info.value.fields == ("spec.instill.modelDefinition",)
+    assert sim.models == {}
+
+
+def _mock(status: int, body: Any = None, headers: dict[str, str] | None = None) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        content = json.dumps(body).encode() if body is not None else b""
+        return httpx.Response(status, content=content, headers={"Content-Type": "application/json", **(headers or {})})
+    return httpx.MockTransport(handler)
+
+
+async def test_422_is_terminal_with_fields() -> None:
+    body = {"code": 3, "message": "Model spec is invalid", "details": [
+        {"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "region", "description": "unknown region"}]}]}
+    b = InstillBackend(make_conn(), transport=_mock(422, body))
+    with pytest.raises(Terminal) as info:
+        await b.create(make_res(BASE_INSTILL))
+    assert "HTTP 422: Model spec is invalid" in str(info.value)
+    assert info.value.fields == ("spec.instill.region",)
+    await b.aclose()
+
+
+async def test_401_is_credentials_rejected_without_the_token(sim: Sim) -> None:
+    secret = "instill_sk_wrongwrongwrong"
+    b = InstillBackend(make_conn(sim.url, token=secret))
+    with pytest.raises(CredentialsRejected) as info:
+        await b.observe(make_res(BASE_INSTILL))
+    message = str(info.value)
+    assert "rejected the API token in Secret" in message
+    assert "HTTP 401" in message
+    assert secret not in message
+    await b.aclose()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_auth_errors_echoing_the_token_are_scrubbed(status: int) -> None:
+    secret = "s3cr3t-token-value"
+    b = InstillBackend(make_conn(token=secret), transport=_mock(status, {"code": 16, "message": f"bad token {secret}", "details": []}))
+    with pytest.raises(CredentialsRejected) as info:
+        await b.create(make_res(BASE_INSTILL))
+    assert secret not in str(info.value)
+    assert f"HTTP {status}" in str(info.value)
+    await b.aclose()
+
+
+async def test_missing_token_key_is_credentials_rejected() -> None:
+    conn = RegistryConnection(key="k", name="reg", kind="ModelRegistry", backend="instill",
+                              endpoint="http://127.0.0.1:9", credentials={}, settings={"namespace": "local"})
+    b = InstillBackend(conn)
+    with pytest.raises(CredentialsRejected, match='no "token" key'):
+        await b.observe(make_res(BASE_INSTILL))
+
+
+async def test_429_is_recoverable_with_retry_after(sim: Sim, backend: InstillBackend) -> None:
+    sim.faults(throttle_next=1, retry_after=7)
+    with pytest.raises(Recoverable) as info:
+        await backend.create(make_res(BASE_INSTILL))
+    assert info.value.retry_after == 7.0
+    assert "HTTP 429" in str(info.value)
+
+
+async def test_503_is_recoverable_with_retry_after(sim: Sim, backend: InstillBackend) -> None:
+    sim.faults(fail_next=1, retry_after=3)
+    with pytest.raises(Recoverable) as info:
+        await backend.observe(make_res(BASE_INSTILL))
+    assert info.value.retry_after == 3.0
+    assert "HTTP 503" in str(info.value)
+
+
+async def test_500_without_retry_after(sim: Sim, backend: InstillBackend) -> None:
+    sim.faults(fail_next=1, error_status=500)
+    with pytest.raises(Recoverable) as info:
+        await backend.observe(make_res(BASE_INSTILL))
+    assert info.value.retry_after is None
+
+
+async def test_retry_after_http_date() -> None:
+    b = InstillBackend(make_conn(), transport=_mock(503, {"code": 14, "message": "down"}, {"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"}))
+    with pytest.raises(Recoverable) as info:
+        await b.observe(make_res(BASE_INSTILL))
+    assert info.value.retry_after is not None and info.value.retry_after > 1e6
+    await b.aclose()
+
+
+async def test_timeout_and_connection_errors_are_recoverable() -> None:
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    for handler in (timeout, refused):
+        b = InstillBackend(make_conn(), transport=httpx.MockTransport(handler))
+        with pytest.raises(Recoverable):
+            await b.observe(make_res(BASE_INSTILL))
+        await b.aclose()
+
+
+async def test_unknown_namespace_on_create_is_terminal(sim: Sim) -> None:
+    conn = RegistryConnection(key="k", name="reg", kind="ModelRegistry", backend="instill", endpoint=sim.url,
+                              credentials={"token": TOKEN}, settings={"namespace": "nope"})
+    b = InstillBackend(conn)
+    assert not (await b.observe(make_res(BASE_INSTILL))).exists
+    with pytest.raises(Terminal, match="namespace 'nope' was not found"):
+        await b.create(make_res(BASE_INSTILL))
+    await b.aclose()
+
+
+async def test_create_validates_before_sending(sim: Sim, backend: InstillBackend) -> None:
+    with pytest.raises(Terminal) as info:
+        await backend.create(make_res({"hardware": "CPU"}))
+    assert "spec.instill.task" in info.value.fields
+    assert sim.journal() == []
+
+
+async def test_aclose_closes_the_client(sim: Sim) -> None:
+    b = InstillBackend(sim.conn)
+    await b.observe(make_res(BASE_INSTILL))
+    client = b._http
+    assert client is not None and not client.is_closed
+    await b.aclose()
+    assert client.is_closed
+    await b.aclose()  # twice is fine

@@ -212,21 +212,81 @@ class ZStackModelSection(_Schema):
     """Pipeline tag; defaults to spec.task."""
 
 
-NemoFinetuningType = Literal["lora", "lora_merged", "p_tuning", "all_weights"]
-NemoBackendFormat = Literal["OPENAI_CHAT", "OPENAI_COMPLETIONS", "OPENAI_EMBEDDINGS", "NIM_RANKING"]
+NemoFinetuningType = Literal[
+    "lora_merged", "all_weights", "last_layer", "top_layers", "gradual_unfreezing", "bias_only",
+    "attention_only", "lora", "qlora", "adalora", "dora", "lora_plus", "prompt_tuning", "prefix_tuning",
+    "p_tuning", "p_tuning_v2", "soft_prompt", "ppo", "dpo", "cdpo", "ipo", "orpo", "kto", "rrhf", "grpo",
+]
+NemoBackendFormat = Literal["OPENAI_CHAT", "ANTHROPIC_MESSAGES"]
 
 
 class NemoModelSpecSection(_Schema):
-    """NeMo's model ``spec``: when given, every field is required (the API rejects a partial one)."""
+    """NeMo's model ``spec``: the API rejects it unless every required field is present."""
 
-    num_parameters: int = Field(ge=1)
-    """Number of model parameters."""
-    context_size: int = Field(ge=1)
+    base_num_parameters: int = Field(ge=1)
+    """Number of parameters of the base model."""
+    ffn_hidden_size: int = Field(ge=1)
+    """Feed-forward hidden size."""
+    hidden_size: int = Field(ge=1)
+    """Hidden size."""
+    num_attention_heads: int = Field(ge=1)
+    """Number of attention heads."""
+    num_kv_heads: int = Field(ge=1)
+    """Number of key/value heads."""
+    num_layers: int = Field(ge=1)
+    """Number of layers."""
+    vocab_size: int = Field(ge=1)
+    """Vocabulary size."""
+    checkpoint_model_name: str
+    """Model name inside the checkpoint."""
+    family: str
+    """Model family, e.g. llama."""
+    precision: str
+    """Weights precision, e.g. bf16."""
+    gated_mlp: bool
+    """Whether the MLP is gated."""
+    tied_embeddings: bool
+    """Whether input and output embeddings are tied."""
+    context_size: int | None = Field(default=None, ge=1)
     """Maximum context size in tokens."""
-    num_virtual_tokens: int = Field(ge=0)
+    num_virtual_tokens: int | None = Field(default=None, ge=0)
     """Number of virtual tokens (p-tuning)."""
-    is_chat: bool
+    minimum_gpus_all_weights: int | None = Field(default=None, ge=0)
+    """GPUs needed to fine-tune all weights."""
+    minimum_gpus_lora: int | None = Field(default=None, ge=0)
+    """GPUs needed for LoRA fine-tuning."""
+    is_chat: bool | None = None
     """Whether the model is a chat model."""
+    is_embedding_model: bool | None = None
+    """Whether the model produces embeddings."""
+    chat_template: str | None = None
+    """Chat template."""
+    head_type: Literal["causal_lm", "embedding", "cross_encoder", "unknown"] | None = None
+    """Model head type."""
+
+
+class NemoApiEndpoint(_Schema):
+    """Where the model is served. No API key here: a key in a custom resource is a leaked secret."""
+
+    url: str = Field(max_length=2048)
+    """Inference endpoint URL."""
+    model_id: str = Field(max_length=255)
+    """Model id at that endpoint."""
+    format: str | None = Field(default=None, max_length=64)
+    """Wire format of the endpoint, e.g. openai or nim."""
+
+
+class NemoPrompt(_Schema):
+    """Prompt engineering configuration."""
+
+    system_prompt: str | None = None
+    """System prompt."""
+    system_prompt_template: str | None = None
+    """System prompt template."""
+    icl_few_shot_examples: str | None = None
+    """In-context few-shot examples."""
+    inference_params: dict[str, Any] | None = None
+    """Inference parameters (temperature, top_p, max_tokens, ...)."""
 
 
 class NemoModelSection(_Schema):
@@ -240,11 +300,11 @@ class NemoModelSection(_Schema):
     """Another model used as the base of this one."""
     finetuning_type: NemoFinetuningType | None = None
     """Set for fine-tuned models."""
-    api_endpoint: dict[str, Any] | None = None
-    """Data about the model's inference endpoint (url, model_id, format)."""
+    api_endpoint: NemoApiEndpoint | None = None
+    """Data about the model's inference endpoint."""
     backend_format: NemoBackendFormat | None = None
     """Inference API wire format the backend expects; unset means OPENAI_CHAT."""
-    prompt: dict[str, Any] | None = None
+    prompt: NemoPrompt | None = None
     """Prompt engineering configuration."""
     custom_fields: dict[str, Any] | None = None
     """Custom metadata (keys under modelsync.io/ are reserved)."""

@@ -50,7 +50,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("nemo finetuning enum", {"kind": "Model", "spec": {"registries": REG, "nemo": {"finetuning_type": "some"}}},
      "spec.nemo.finetuning_type: Unsupported value"),
     ("nemo partial spec", {"kind": "Model", "spec": {"registries": REG, "nemo": {"spec": {"context_size": 4096}}}},
-     "spec.nemo.spec.num_parameters: Required value"),
+     "spec.nemo.spec.base_num_parameters: Required value"),
     ("instill task enum", {"kind": "Model", "spec": {"registries": REG, "instill": {"task": "TASK_DREAMING"}}},
      "spec.instill.task: Unsupported value"),
     ("instill id rule", {"kind": "Model", "spec": {"registries": REG, "instill": {"id": "Bad_Id"}}},
@@ -92,8 +92,11 @@ def test_valid_manifests_accepted(k8s: K8s, ns: str) -> None:
     """The counterpart of the rejections: the same kinds, written right, are admitted."""
     k8s.create({"kind": "Model", "metadata": {"name": "ok"}, "spec": {
         "registries": REG, "gpu": {"minMemory": "16Gi", "recommendedMemory": "24Gi", "recommendedCount": [1, 2]},
-        "nemo": {"finetuning_type": "lora", "spec": {"num_parameters": 8, "context_size": 4096,
-                                                     "num_virtual_tokens": 0, "is_chat": True}},
+        "nemo": {"finetuning_type": "lora", "spec": {
+            "base_num_parameters": 8_000_000_000, "ffn_hidden_size": 14336, "hidden_size": 4096,
+            "num_attention_heads": 32, "num_kv_heads": 8, "num_layers": 32, "vocab_size": 128256,
+            "checkpoint_model_name": "llama-3.1-8b", "family": "llama", "precision": "bf16",
+            "gated_mlp": True, "tied_embeddings": False, "context_size": 4096}},
         "instill": {"id": "ok-model", "task": "TASK_CHAT"}}}, ns)
     k8s.create({"kind": "ModelService", "metadata": {"name": "ok"}, "spec": {
         "registries": REG, "resources": {"cpu": 2, "memory": "8Gi"}, "ports": [8000],

@@ -147,7 +147,8 @@ def make_app(
         return web.json_response(dataclasses.asdict(request.app["faults"]))
 
     async def reset(request: web.Request) -> web.Response:
-        request.app["faults"] = dataclasses.replace(initial)
+        # mutate in place: the running app's state must not be replaced
+        request.app["faults"].__dict__.update(dataclasses.asdict(initial))
         journal.entries.clear()
         for hook in request.app.get("reset_hooks", []):
             hook()

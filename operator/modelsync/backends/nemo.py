@@ -1,0 +1,599 @@
+"""NVIDIA NeMo platform (Entity Store / Models service) backend: ``Model`` only.
+
+Wire API (workspace API of the NeMo platform, ``/apis/models/v2``)::
+
+    POST   /apis/models/v2/workspaces/{workspace}/models          201 -> ModelEntity
+    GET    /apis/models/v2/workspaces/{workspace}/models/{name}   200 -> ModelEntity
+    PATCH  /apis/models/v2/workspaces/{workspace}/models/{name}   200 -> ModelEntity
+    DELETE /apis/models/v2/workspaces/{workspace}/models/{name}   204
+
+Errors are FastAPI-shaped: 422 ``{"detail": [{"loc", "msg", "type", ...}]}``,
+404/409 ``{"detail": "..."}``.
+
+The entity is found by its *name* (unique per workspace), which is
+``spec.nemo.name`` or a deterministic name derived from the resource (see
+:func:`entity_name`). Ownership is recorded in ``custom_fields`` under
+:data:`OWNER_KEY`; an entity without our marker is never updated or adopted.
+
+ModelService has no NeMo counterpart: ``kinds`` is ``{"Model"}`` and the
+kind-specific methods raise :class:`Unsupported` for anything else.
+"""
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import re
+import ssl
+import time
+import urllib.parse
+from typing import Any, Iterable, Mapping
+
+import httpx
+
+from .. import redact
+from .base import (
+    Backend,
+    BackendError,
+    CredentialsRejected,
+    NameTaken,
+    Observation,
+    Recoverable,
+    RegistryConnection,
+    Resource,
+    Terminal,
+    Unsupported,
+    deterministic_id,
+)
+
+API_PREFIX = "/apis/models/v2/workspaces"
+OWNER_KEY = "modelsync.io/owner"
+RESOURCE_KEY = "modelsync.io/resource"
+
+#: ModelEntity.finetuning_type (nemo-platform ``FinetuningType``).
+FINETUNING_TYPES: frozenset[str] = frozenset({
+    "lora_merged", "all_weights", "last_layer", "top_layers", "gradual_unfreezing",
+    "bias_only", "attention_only", "lora", "qlora", "adalora", "dora", "lora_plus",
+    "prompt_tuning", "prefix_tuning", "p_tuning", "p_tuning_v2", "soft_prompt",
+    "ppo", "dpo", "cdpo", "ipo", "orpo", "kto", "rrhf", "grpo",
+})
+#: ModelEntity.backend_format (nemo-platform ``BackendFormat``); null means OPENAI_CHAT.
+BACKEND_FORMATS: frozenset[str] = frozenset({"OPENAI_CHAT", "ANTHROPIC_MESSAGES"})
+
+#: ModelSpec fields that must all be present whenever ``spec`` is sent, with their JSON types.
+SPEC_REQUIRED: dict[str, type] = {
+    "base_num_parameters": int,
+    "checkpoint_model_name": str,
+    "family": str,
+    "ffn_hidden_size": int,
+    "gated_mlp": bool,
+    "hidden_size": int,
+    "num_attention_heads": int,
+    "num_kv_heads": int,
+    "num_layers": int,
+    "precision": str,
+    "tied_embeddings": bool,
+    "vocab_size": int,
+}
+#: Optional ModelSpec fields (nested objects are passed through unchecked).
+SPEC_OPTIONAL: dict[str, type | None] = {
+    "chat_template": str,
+    "context_size": int,
+    "head_type": str,
+    "is_chat": bool,
+    "is_embedding_model": bool,
+    "linear_layers": list,
+    "mamba_config": dict,
+    "minimum_gpus_all_weights": int,
+    "minimum_gpus_lora": int,
+    "moe_config": dict,
+    "num_virtual_tokens": int,
+    "sliding_window_config": dict,
+    "tool_call_config": dict,
+}
+SPEC_HEAD_TYPES = frozenset({"causal_lm", "embedding", "cross_encoder", "unknown"})
+API_ENDPOINT_FIELDS = frozenset({"url", "model_id", "api_key", "format"})
+PROMPT_FIELDS = frozenset({"system_prompt", "icl_few_shot_examples", "inference_params", "system_prompt_template"})
+
+#: Entity fields this backend manages, in wire order (``name`` is the key, not a managed field).
+MANAGED_FIELDS: tuple[str, ...] = (
+    "description", "spec", "finetuning_type", "fileset", "base_model", "api_endpoint",
+    "backend_format", "prompt", "custom_fields", "ownership", "model_providers", "trust_remote_code",
+)
+
+NAME_RE = re.compile(r"^[\w\-.]+$")
+FILESET_RE = re.compile(r"^[\w\-.]+/[\w\-.]+$")
+DESCRIPTION_MAX = 1000
+
+#: Common Model fields without a NeMo counterpart, kept as custom_fields metadata.
+_COMMON_TO_CUSTOM: tuple[tuple[str, str], ...] = (
+    ("vendor", "modelsync.io/vendor"),
+    ("version", "modelsync.io/version"),
+    ("parameters", "modelsync.io/parameters"),
+    ("architecture", "modelsync.io/architecture"),
+    ("frameworkVersion", "modelsync.io/framework-version"),
+    ("task", "modelsync.io/task"),
+    ("license", "modelsync.io/license"),
+    ("installPath", "modelsync.io/install-path"),
+)
+
+
+# ---------------------------------------------------------------- pure mapping
+
+
+def _dump(value: Any) -> Any:
+    """A pydantic model (or plain value) as JSON-ready data without ``None`` members."""
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(exclude_none=True)
+    if isinstance(value, Mapping):
+        return {str(k): _dump(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_dump(v) for v in value]
+    return value
+
+
+def _empty(value: Any) -> bool:
+    """What the PATCH endpoint treats as "keep the old value"."""
+    return value is None or value == "" or value == {} or value == []
+
+
+def owner_marker(res: Resource, conn: RegistryConnection) -> str:
+    return str(deterministic_id(res.uid, conn.key))
+
+
+def entity_name(res: Resource, conn: RegistryConnection) -> str:
+    """The entity name: ``spec.nemo.name`` if set, else a deterministic one.
+
+    The deterministic name is ``<namespace>-<name>-<hash8>``: lowercase
+    ``[a-z0-9.-]``, 2–63 characters, starting with a letter, without
+    consecutive hyphens and not ending with one (so it also satisfies the
+    stricter naming rule of newer platform releases). ``hash8`` is the first 8
+    hex digits of ``deterministic_id(uid, registry key)``, which keeps names
+    unique per object incarnation and per registry and stable across retries.
+    """
+    nemo = getattr(res.spec, "nemo", None)
+    user = getattr(nemo, "name", None) if nemo is not None else None
+    if user:
+        if len(user) > 255 or not NAME_RE.match(user):
+            raise Terminal(
+                f"spec.nemo.name: {user[:80]!r} is not a valid NeMo entity name "
+                "(letters, digits, '_', '-', '.'; at most 255 characters)",
+                fields=("spec.nemo.name",),
+            )
+        return user
+    digest = deterministic_id(res.uid, conn.key).hex[:8]
+    base = f"{res.namespace}-{res.name}".lower()
+    base = re.sub(r"[^a-z0-9.-]+", "-", base)
+    base = re.sub(r"-{2,}", "-", base).strip("-.")
+    if not base or not base[0].isalpha():
+        base = f"m-{base}" if base else "m"
+    base = base[: 63 - 1 - len(digest)].rstrip("-.")
+    return f"{base}-{digest}"
+
+
+def _check_type(value: Any, expected: type | None) -> bool:
+    if expected is None:
+        return True
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _type_name(t: type | None) -> str:
+    return {int: "integer", str: "string", bool: "boolean", list: "list", dict: "object"}.get(t, "value")  # type: ignore[arg-type]
+
+
+def _validate_spec(spec: Any) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    if not isinstance(spec, Mapping):
+        return [("spec.nemo.spec", "must be an object")]
+    for key, typ in SPEC_REQUIRED.items():
+        if key not in spec:
+            problems.append((f"spec.nemo.spec.{key}", f"field required (NeMo needs all of {', '.join(SPEC_REQUIRED)} whenever spec is set)"))
+        elif not _check_type(spec[key], typ):
+            problems.append((f"spec.nemo.spec.{key}", f"must be a {_type_name(typ)}"))
+    for key, value in spec.items():
+        if key in SPEC_REQUIRED:
+            continue
+        if key not in SPEC_OPTIONAL:
+            problems.append((f"spec.nemo.spec.{key}", "unknown NeMo model spec field"))
+        elif not _check_type(value, SPEC_OPTIONAL[key]):
+            problems.append((f"spec.nemo.spec.{key}", f"must be a {_type_name(SPEC_OPTIONAL[key])}"))
+        elif key == "head_type" and value not in SPEC_HEAD_TYPES:
+            problems.append((f"spec.nemo.spec.{key}", f"must be one of {', '.join(sorted(SPEC_HEAD_TYPES))}"))
+    return problems
+
+
+def _valid_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    p = urllib.parse.urlsplit(value)
+    return bool(p.scheme) and bool(p.netloc)
+
+
+def _validate(body: Mapping[str, Any]) -> None:
+    """What the registry would reject, as one Terminal naming the CR fields."""
+    problems: list[tuple[str, str]] = []
+    desc = body.get("description")
+    if desc is not None and len(desc) > DESCRIPTION_MAX:
+        problems.append(("spec.description", f"at most {DESCRIPTION_MAX} characters for NeMo (got {len(desc)})"))
+    ft = body.get("finetuning_type")
+    if ft is not None and ft not in FINETUNING_TYPES:
+        problems.append(("spec.nemo.finetuning_type", f"{ft!r} is not one of {', '.join(sorted(FINETUNING_TYPES))}"))
+    bf = body.get("backend_format")
+    if bf is not None and bf not in BACKEND_FORMATS:
+        problems.append(("spec.nemo.backend_format", f"{bf!r} is not one of {', '.join(sorted(BACKEND_FORMATS))}"))
+    fs = body.get("fileset")
+    if fs is not None and not FILESET_RE.match(str(fs)):
+        problems.append(("spec.nemo.fileset", f"{str(fs)[:80]!r} is not of the form <workspace>/<fileset_name>"))
+    ep = body.get("api_endpoint")
+    if ep is not None:
+        if not isinstance(ep, Mapping):
+            problems.append(("spec.nemo.api_endpoint", "must be an object"))
+        else:
+            for key in sorted(set(ep) - API_ENDPOINT_FIELDS):
+                problems.append((f"spec.nemo.api_endpoint.{key}", f"unknown field (known: {', '.join(sorted(API_ENDPOINT_FIELDS))})"))
+            if "url" in ep and not _valid_url(ep["url"]):
+                problems.append(("spec.nemo.api_endpoint.url", "must be an absolute URL"))
+    pr = body.get("prompt")
+    if pr is not None:
+        if not isinstance(pr, Mapping):
+            problems.append(("spec.nemo.prompt", "must be an object"))
+        else:
+            for key in sorted(set(pr) - PROMPT_FIELDS):
+                problems.append((f"spec.nemo.prompt.{key}", f"unknown field (known: {', '.join(sorted(PROMPT_FIELDS))})"))
+    mp = body.get("model_providers")
+    if mp is not None and (not isinstance(mp, list) or not all(isinstance(x, str) for x in mp)):
+        problems.append(("spec.nemo.model_providers", "must be a list of strings"))
+    if "spec" in body:
+        problems.extend(_validate_spec(body["spec"]))
+    if problems:
+        raise Terminal("; ".join(f"{f}: {m}" for f, m in problems), fields=tuple(f for f, _ in problems))
+
+
+def desired_entity(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
+    """The create body for ``res``: ``name`` plus every managed field that has a value.
+
+    Mapping:
+
+    * ``spec.description`` → ``description``;
+    * ``spec.nemo.{fileset, base_model, finetuning_type, api_endpoint,
+      backend_format, prompt, ownership, model_providers, trust_remote_code,
+      spec}`` → the same wire fields;
+    * ``spec.nemo.custom_fields`` → ``custom_fields``, merged with
+      ``modelsync.io/*`` keys for the common fields that have no NeMo field
+      (vendor, version, parameters, architecture, frameworkVersion, task,
+      license, installPath, gpu), ``modelsync.io/resource`` (``ns/name``) and
+      the ownership marker :data:`OWNER_KEY`; the ``modelsync.io/*`` keys win.
+
+    Empty values (``None``, ``""``, ``{}``, ``[]``) are left out: the PATCH
+    endpoint treats them as "keep the old value", so they could never converge.
+    Raises :class:`Terminal` for what the registry would reject.
+    """
+    if res.kind != "Model":
+        raise Unsupported(f"NeMo has no counterpart for {res.kind}; only Model is synced to NeMo")
+    spec = res.spec
+    nemo = _dump(getattr(spec, "nemo", None)) or {}
+    body: dict[str, Any] = {"name": entity_name(res, conn)}
+    description = getattr(spec, "description", None)
+    if description:
+        body["description"] = description
+    for field in ("spec", "finetuning_type", "fileset", "base_model", "api_endpoint", "backend_format",
+                  "prompt", "ownership", "model_providers", "trust_remote_code"):
+        value = nemo.get(field)
+        if not _empty(value):
+            body[field] = value
+
+    custom: dict[str, Any] = dict(nemo.get("custom_fields") or {})
+    for attr, key in _COMMON_TO_CUSTOM:
+        value = getattr(spec, attr, None)
+        if value not in (None, ""):
+            custom[key] = value
+    gpu = _dump(getattr(spec, "gpu", None))
+    if gpu:
+        custom["modelsync.io/gpu"] = gpu
+    custom[RESOURCE_KEY] = f"{res.namespace}/{res.name}"
+    custom[OWNER_KEY] = owner_marker(res, conn)
+    body["custom_fields"] = custom
+
+    _validate(body)
+    return body
+
+
+def _norm_url(value: Any) -> Any:
+    """pydantic ``AnyUrl`` as the registry stores it: lowercase scheme/host, ``/`` for an empty path."""
+    if not isinstance(value, str):
+        return value
+    p = urllib.parse.urlsplit(value)
+    return urllib.parse.urlunsplit((p.scheme.lower(), p.netloc.lower(), p.path or "/", p.query, p.fragment))
+
+
+def _matches(desired: Any, actual: Any) -> bool:
+    """``actual`` holds ``desired``: objects compare on the keys we set, lists element-wise."""
+    if isinstance(desired, Mapping):
+        if not isinstance(actual, Mapping):
+            return False
+        return all(_matches(v, actual.get(k)) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(actual, list) and len(desired) == len(actual) and all(
+            _matches(d, a) for d, a in zip(desired, actual))
+    if isinstance(desired, bool) or isinstance(actual, bool):
+        return desired is actual
+    return bool(desired == actual)
+
+
+def diff_entity(desired: Mapping[str, Any], entity: Mapping[str, Any]) -> tuple[str, ...]:
+    """Managed wire fields whose registry value does not hold the desired one.
+
+    Only fields we set are compared; within objects (``custom_fields``,
+    ``ownership``, ``spec``, ``api_endpoint``, ``prompt``) only the keys we set,
+    so keys the platform or other clients add (e.g. auto-populated spec
+    members) are not differences.
+    """
+    out = []
+    for field in MANAGED_FIELDS:
+        if field not in desired:
+            continue
+        want, have = desired[field], entity.get(field)
+        if field == "api_endpoint" and isinstance(want, Mapping):
+            want = {**want, **({"url": _norm_url(want["url"])} if "url" in want else {})}
+            if isinstance(have, Mapping) and "url" in have:
+                have = {**have, "url": _norm_url(have["url"])}
+        if not _matches(want, have):
+            out.append(field)
+    return tuple(out)
+
+
+def inventory_of(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """The entity as status inventory; ``api_endpoint.api_key`` is masked."""
+    inv = dict(entity)
+    ep = inv.get("api_endpoint")
+    if isinstance(ep, Mapping) and ep.get("api_key"):
+        inv["api_endpoint"] = {**ep, "api_key": "***"}
+    return inv
+
+
+# ---------------------------------------------------------------- errors
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _detail(resp: httpx.Response) -> tuple[str, tuple[str, ...]]:
+    """The error's text and, for FastAPI validation errors, the fields it names."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return (resp.text or resp.reason_phrase or "")[:300], ()
+    detail = body.get("detail", body) if isinstance(body, Mapping) else body
+    if isinstance(detail, list):
+        parts, fields = [], []
+        for item in detail:
+            if not isinstance(item, Mapping):
+                parts.append(str(item)[:200])
+                continue
+            loc = [str(p) for p in item.get("loc") or []]
+            where = ".".join(loc) or "body"
+            parts.append(f"{where}: {item.get('msg', '')}")  # never the echoed "input"
+            fields.append(".".join(loc[1:] if loc[:1] == ["body"] else loc) or "body")
+        return "; ".join(parts), tuple(fields)
+    if isinstance(detail, str):
+        return detail[:500], ()
+    return str(detail)[:300], ()
+
+
+class NemoBackend(Backend):
+    """NeMo Models service client for one registry connection."""
+
+    name = "nemo"
+    kinds = frozenset({"Model"})
+
+    def __init__(self, conn: RegistryConnection) -> None:
+        super().__init__(conn)
+        self.workspace: str = str(conn.settings.get("workspace") or "default")
+        self._client: httpx.AsyncClient | None = None
+
+    # ------------------------------------------------------------ plumbing
+
+    def _secrets(self) -> Iterable[str]:
+        return self.conn.credentials.values()
+
+    def _safe(self, text: object) -> str:
+        return redact.scrub(text, secrets=self._secrets())
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            verify: bool | ssl.SSLContext = True
+            if self.conn.insecure_skip_verify:
+                verify = False
+            elif self.conn.ca_pem:
+                verify = ssl.create_default_context(cadata=self.conn.ca_pem)
+            headers = {"Accept": "application/json"}
+            token = self.conn.credentials.get("token")
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            self._client = httpx.AsyncClient(
+                base_url=self.conn.endpoint.rstrip("/"),
+                timeout=httpx.Timeout(self.conn.timeout),
+                verify=verify,
+                headers=headers,
+                follow_redirects=False,
+            )
+        return self._client
+
+    def _models_path(self, name: str | None = None) -> str:
+        ws = urllib.parse.quote(self.workspace, safe="")
+        path = f"{API_PREFIX}/{ws}/models"
+        return path if name is None else f"{path}/{urllib.parse.quote(name, safe='')}"
+
+    async def _request(self, method: str, path: str, what: str, **kw: Any) -> httpx.Response:
+        try:
+            return await self._http().request(method, path, **kw)
+        except httpx.TimeoutException as exc:
+            raise Recoverable(self._safe(f"NeMo {what}: request timed out ({type(exc).__name__})")) from None
+        except httpx.TransportError as exc:
+            # Includes RemoteProtocolError: the request may have been processed and its reply lost.
+            raise Recoverable(self._safe(f"NeMo {what}: connection failed ({type(exc).__name__}: {exc})")) from None
+
+    def _fail(self, resp: httpx.Response, what: str) -> BackendError:
+        """The error for a non-success reply (returned, for the caller to raise)."""
+        status = resp.status_code
+        text, fields = _detail(resp)
+        msg = self._safe(f"NeMo {what}: HTTP {status}: {text}")
+        if status in (401, 403):
+            return CredentialsRejected(msg)
+        if status == 422:
+            return Terminal(msg, fields=fields)
+        if status == 429 or status >= 500:
+            return Recoverable(msg, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+        if status == 404:
+            return Recoverable(msg, reason="NotFound")
+        if 400 <= status < 500:
+            return Terminal(msg)
+        return Recoverable(msg)
+
+    def _where(self, name: str) -> str:
+        return f"model {self.workspace}/{name}"
+
+    @staticmethod
+    def _require_model(res: Resource) -> None:
+        if res.kind != "Model":
+            raise Unsupported(f"NeMo has no counterpart for {res.kind}; only Model is synced to NeMo")
+
+    def _check_owner(self, res: Resource, entity: Mapping[str, Any], name: str) -> None:
+        marker = (entity.get("custom_fields") or {}).get(OWNER_KEY) if isinstance(entity, Mapping) else None
+        if marker != owner_marker(res, self.conn):
+            raise NameTaken(
+                f"NeMo model {self.workspace}/{name} exists and is not managed by this resource; "
+                "set spec.nemo.name to another name"
+            )
+
+    async def _get(self, name: str) -> dict[str, Any] | None:
+        resp = await self._request("GET", self._models_path(name), f"get {self._where(name)}")
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise self._fail(resp, f"get {self._where(name)}")
+        return self._json(resp, f"get {self._where(name)}")
+
+    def _json(self, resp: httpx.Response, what: str) -> dict[str, Any]:
+        try:
+            data = resp.json()
+        except ValueError:
+            raise Recoverable(self._safe(f"NeMo {what}: HTTP {resp.status_code} with a non-JSON body")) from None
+        if not isinstance(data, dict):
+            raise Recoverable(self._safe(f"NeMo {what}: unexpected reply shape"))
+        return data
+
+    # ------------------------------------------------------------ Backend
+
+    async def observe(self, res: Resource) -> Observation:
+        self._require_model(res)
+        desired = desired_entity(res, self.conn)
+        name = desired["name"]
+        entity = await self._get(name)
+        if entity is None:
+            return Observation(exists=False)
+        self._check_owner(res, entity, name)
+        return Observation(
+            exists=True,
+            external_id=name,
+            diff=diff_entity(desired, entity),
+            inventory=inventory_of(entity),
+        )
+
+    async def create(self, res: Resource) -> Mapping[str, Any]:
+        self._require_model(res)
+        desired = desired_entity(res, self.conn)
+        name = desired["name"]
+        what = f"create {self._where(name)}"
+        resp = await self._request("POST", self._models_path(), what, json=desired)
+        if resp.status_code in (200, 201):
+            return inventory_of(self._json(resp, what))
+        if resp.status_code == 409:
+            entity = await self._get(name)
+            if entity is None:
+                raise Recoverable(self._safe(f"NeMo {what}: name conflict, but the model is gone; retrying"))
+            self._check_owner(res, entity, name)
+            return inventory_of(entity)  # ours (e.g. a retried create): adopt
+        if resp.status_code == 404:
+            text, _ = _detail(resp)
+            raise Recoverable(
+                self._safe(f"NeMo {what}: HTTP 404: {text} (does workspace {self.workspace!r} exist?)"),
+                reason="WorkspaceNotFound",
+            )
+        raise self._fail(resp, what)
+
+    async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
+        """PATCH the fields named in ``obs.diff`` with their desired values.
+
+        The PATCH endpoint keeps the old value of every absent or empty field
+        (``null``, ``""``, ``{}``, ``[]``), so *clearing* a field is not
+        expressible: removing e.g. ``spec.nemo.base_model`` or a custom field
+        from the resource leaves the registry's value in place (and the desired
+        state never names empty values, so it is not reported as drift).
+        ``spec`` is always sent whole (NeMo validates all its required members);
+        ``custom_fields`` is sent as the registry's current map with our keys
+        laid over it, because the endpoint replaces the whole map and keys that
+        others added must survive.
+        """
+        self._require_model(res)
+        desired = desired_entity(res, self.conn)
+        name = desired["name"]
+        what = f"update {self._where(name)}"
+        body: dict[str, Any] = {}
+        for field in obs.diff:
+            if field not in desired:
+                continue
+            if field == "custom_fields":
+                current = (obs.inventory or {}).get("custom_fields") or {}
+                body[field] = {**current, **desired[field]}
+            else:
+                body[field] = desired[field]
+        if not body:
+            entity = await self._get(name)
+            if entity is None:
+                raise Recoverable(self._safe(f"NeMo {what}: model vanished; it will be recreated"), reason="NotFound")
+            return inventory_of(entity)
+        resp = await self._request("PATCH", self._models_path(name), what, json=body)
+        if resp.status_code == 200:
+            return inventory_of(self._json(resp, what))
+        if resp.status_code == 404:
+            raise Recoverable(self._safe(f"NeMo {what}: model vanished; it will be recreated"), reason="NotFound")
+        raise self._fail(resp, what)
+
+    async def delete(self, res: Resource) -> None:
+        if res.kind != "Model":
+            return  # nothing was ever created for other kinds
+        name = entity_name(res, self.conn)
+        what = f"delete {self._where(name)}"
+        entity = await self._get(name)
+        if entity is None:
+            return
+        marker = (entity.get("custom_fields") or {}).get(OWNER_KEY)
+        if marker != owner_marker(res, self.conn):
+            return  # someone else's model under that name: never ours to delete
+        resp = await self._request("DELETE", self._models_path(name), what)
+        if resp.status_code in (200, 202, 204, 404):
+            return
+        raise self._fail(resp, what)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+

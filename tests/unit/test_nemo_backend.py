@@ -1,0 +1,535 @@
+"""NemoBackend: the pure mapping, and the wire behaviour against the in-process simulator."""
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from modelsync.api import ModelSpec, NemoModelSection
+from modelsync.backends import backend_class, make_backend
+from modelsync.backends import nemo
+from modelsync.backends.base import (
+    CredentialsRejected,
+    NameTaken,
+    Observation,
+    Recoverable,
+    RegistryConnection,
+    Resource,
+    Terminal,
+    Unsupported,
+    deterministic_id,
+)
+from modelsync.simulators import nemo as sim
+from modelsync.simulators.server import serve_in_thread
+
+MODELS = "/apis/models/v2/workspaces/default/models"
+UID = "0b7e4a4e-2f1c-4b7a-9a57-1f6c7d1e2a3b"
+KEY = "ModelRegistry/ns/reg"
+
+SPEC = {
+    "base_num_parameters": 8_000_000_000, "checkpoint_model_name": "meta-llama/Llama-3.1-8B",
+    "family": "llama", "ffn_hidden_size": 14336, "gated_mlp": True, "hidden_size": 4096,
+    "num_attention_heads": 32, "num_kv_heads": 8, "num_layers": 32, "precision": "bf16",
+    "tied_embeddings": False, "vocab_size": 128256,
+}
+
+
+def conn(url: str = "http://127.0.0.1:1", **kw: Any) -> RegistryConnection:
+    kw.setdefault("settings", {"workspace": "default"})
+    return RegistryConnection(key=KEY, name="reg", kind="ModelRegistry", backend="nemo", endpoint=url, **kw)
+
+
+def model(spec: dict[str, Any] | None = None, *, nemo_extra: dict[str, Any] | None = None,
+          top_extra: dict[str, Any] | None = None, name: str = "llama", namespace: str = "ns",
+          uid: str = UID, kind: str = "Model") -> Resource:
+    """A Resource from a validated ModelSpec. ``nemo_extra`` / ``top_extra`` are laid over
+    ``spec.nemo`` / ``spec`` *without* validation, so the backend's own checks can be tested
+    whatever api.py already rejects (and fields api.py does not model, e.g. the real ``spec``)."""
+    parsed = ModelSpec.model_validate({"registries": [{"name": "reg"}], **(spec or {})})
+    if nemo_extra:
+        section = parsed.nemo or NemoModelSection()
+        parsed = parsed.model_copy(update={"nemo": section.model_copy(update=nemo_extra)})
+    if top_extra:
+        parsed = parsed.model_copy(update=top_extra)
+    return Resource(kind=kind, name=name, namespace=namespace, uid=uid, generation=1, spec=parsed)  # type: ignore[arg-type]
+
+
+def marker(uid: str = UID) -> str:
+    return str(deterministic_id(uid, KEY))
+
+
+# ---------------------------------------------------------------- pure mapping
+
+
+def test_registered_as_nemo_and_model_only() -> None:
+    assert backend_class("nemo") is nemo.NemoBackend
+    b = make_backend(conn())
+    assert isinstance(b, nemo.NemoBackend) and b.name == "nemo"
+    assert b.supports("Model") and not b.supports("ModelService")
+    assert b.workspace == "default"
+    assert nemo.NemoBackend(conn(settings={})).workspace == "default"
+    assert nemo.NemoBackend(conn(settings={"workspace": "team"})).workspace == "team"
+
+
+def test_deterministic_name_rules() -> None:
+    c = conn()
+    n = nemo.entity_name(model(), c)
+    assert n == nemo.entity_name(model(), c)  # stable
+    assert n.startswith("ns-llama-") and n.endswith(deterministic_id(UID, KEY).hex[:8])
+    assert n != nemo.entity_name(model(uid="other-uid"), c)  # unique per incarnation
+    other = RegistryConnection(key="ModelRegistry/ns/reg2", name="reg2", kind="ModelRegistry",
+                               backend="nemo", endpoint="http://x")
+    assert n != nemo.entity_name(model(), other)  # and per registry
+    weird = nemo.entity_name(model(name="9.Weird_Name..x", namespace="A" * 80), c)
+    assert 2 <= len(weird) <= 63
+    assert sim.STRICT_NAME_RE.match(weird), weird
+    digit_first = nemo.entity_name(model(namespace="1ns", name="m"), c)
+    assert digit_first[0].isalpha() and sim.STRICT_NAME_RE.match(digit_first)
+
+
+def test_user_name_used_and_validated() -> None:
+    c = conn()
+    assert nemo.entity_name(model({"nemo": {"name": "My_Model.v1"}}), c) == "My_Model.v1"
+    for bad in ("has space", "slash/name", "x" * 256):
+        with pytest.raises(Terminal) as ei:
+            nemo.entity_name(model(nemo_extra={"name": bad}), c)
+        assert "spec.nemo.name" in str(ei.value) and ei.value.fields == ("spec.nemo.name",)
+
+
+FULL = {
+    "description": "Llama 3.1 8B",
+    "vendor": "Meta", "version": "3.1", "task": "text-generation", "license": "llama3.1",
+    "parameters": "8B", "architecture": "LlamaForCausalLM", "frameworkVersion": "4.44",
+    "installPath": "s3://bucket/llama", "readme": "# not mapped",
+    "gpu": {"minMemory": "16Gi", "recommendedCount": [1, 2]},
+    "nemo": {
+        "fileset": "default/llama-fs", "base_model": "default/base", "finetuning_type": "lora",
+        "api_endpoint": {"url": "http://nim:8000/v1", "model_id": "meta/llama"},
+        "backend_format": "OPENAI_CHAT", "prompt": {"system_prompt": "be nice"},
+        "custom_fields": {"team": "ml", "modelsync.io/owner": "forged"}, "ownership": {"created_by": "ops"},
+        "model_providers": ["default/nim"], "trust_remote_code": False,
+    },
+}
+
+
+@pytest.mark.parametrize("spec, nemo_extra, expected", [
+    pytest.param({}, None, {}, id="minimal"),
+    pytest.param({"description": "hello"}, None, {"description": "hello"}, id="description"),
+    pytest.param({"description": ""}, None, {}, id="empty-description-omitted"),
+    pytest.param(
+        {"nemo": {"custom_fields": {}, "model_providers": [], "base_model": None}}, None, {},
+        id="empty-nemo-values-omitted"),
+    pytest.param(FULL, None, {
+        "description": "Llama 3.1 8B", "fileset": "default/llama-fs", "base_model": "default/base",
+        "finetuning_type": "lora", "api_endpoint": {"url": "http://nim:8000/v1", "model_id": "meta/llama"},
+        "backend_format": "OPENAI_CHAT", "prompt": {"system_prompt": "be nice"},
+        "ownership": {"created_by": "ops"}, "model_providers": ["default/nim"], "trust_remote_code": False,
+    }, id="full"),
+    pytest.param({"nemo": {"fileset": "default/fs"}}, {"spec": SPEC}, {"fileset": "default/fs", "spec": SPEC},
+                 id="spec"),
+])
+def test_desired_entity_table(spec: dict[str, Any], nemo_extra: dict[str, Any] | None,
+                              expected: dict[str, Any]) -> None:
+    res = model(spec, nemo_extra=nemo_extra)
+    body = nemo.desired_entity(res, conn())
+    custom = body.pop("custom_fields")
+    assert body.pop("name") == nemo.entity_name(res, conn())
+    assert body == expected
+    assert custom[nemo.OWNER_KEY] == marker()
+    assert custom[nemo.RESOURCE_KEY] == "ns/llama"
+
+
+def test_desired_entity_custom_fields_mapping() -> None:
+    custom = nemo.desired_entity(model(FULL), conn())["custom_fields"]
+    assert custom == {
+        "team": "ml",
+        "modelsync.io/vendor": "Meta", "modelsync.io/version": "3.1", "modelsync.io/task": "text-generation",
+        "modelsync.io/license": "llama3.1", "modelsync.io/parameters": "8B",
+        "modelsync.io/architecture": "LlamaForCausalLM", "modelsync.io/framework-version": "4.44",
+        "modelsync.io/install-path": "s3://bucket/llama",
+        "modelsync.io/gpu": {"minMemory": "16Gi", "recommendedCount": [1, 2]},
+        "modelsync.io/resource": "ns/llama",
+        "modelsync.io/owner": marker(),  # the user's forged marker never wins
+    }
+
+
+@pytest.mark.parametrize("top_extra, nemo_extra, field", [
+    ({"description": "x" * 1001}, None, "spec.description"),
+    (None, {"fileset": "no-slash"}, "spec.nemo.fileset"),
+    (None, {"fileset": "a/b/c"}, "spec.nemo.fileset"),
+    (None, {"finetuning_type": "sideways"}, "spec.nemo.finetuning_type"),
+    (None, {"backend_format": "OPENAI_EMBEDDINGS"}, "spec.nemo.backend_format"),
+    (None, {"api_endpoint": {"url": "nope"}}, "spec.nemo.api_endpoint.url"),
+    (None, {"api_endpoint": {"host": "x"}}, "spec.nemo.api_endpoint.host"),
+    (None, {"prompt": {"text": "x"}}, "spec.nemo.prompt.text"),
+    (None, {"model_providers": "default/nim"}, "spec.nemo.model_providers"),
+    (None, {"spec": {k: v for k, v in SPEC.items() if k != "family"}}, "spec.nemo.spec.family"),
+    (None, {"spec": {**SPEC, "num_layers": "32"}}, "spec.nemo.spec.num_layers"),
+    (None, {"spec": {**SPEC, "gated_mlp": 1}}, "spec.nemo.spec.gated_mlp"),
+    (None, {"spec": {**SPEC, "num_layers": True}}, "spec.nemo.spec.num_layers"),
+    (None, {"spec": {**SPEC, "num_parameters": 8}}, "spec.nemo.spec.num_parameters"),
+    (None, {"spec": {**SPEC, "head_type": "weird"}}, "spec.nemo.spec.head_type"),
+])
+def test_desired_entity_validation(top_extra: dict[str, Any] | None, nemo_extra: dict[str, Any] | None,
+                                   field: str) -> None:
+    with pytest.raises(Terminal) as ei:
+        nemo.desired_entity(model(nemo_extra=nemo_extra, top_extra=top_extra), conn())
+    assert field in ei.value.fields
+    assert f"{field}:" in str(ei.value)
+
+
+def test_spec_from_current_api_model_is_rejected_naming_missing_fields() -> None:
+    # api.py's NemoModelSpecSection (num_parameters, ...) is not what the platform accepts.
+    res = model(nemo_extra={"spec": {"num_parameters": 8, "context_size": 4096, "num_virtual_tokens": 0,
+                                     "is_chat": True}})
+    with pytest.raises(Terminal) as ei:
+        nemo.desired_entity(res, conn())
+    assert "spec.nemo.spec.family" in ei.value.fields and "spec.nemo.spec.num_parameters" in ei.value.fields
+
+
+@pytest.mark.parametrize("desired, entity, diff", [
+    ({"description": "a"}, {"description": "a"}, ()),
+    ({"description": "a"}, {"description": "b"}, ("description",)),
+    ({"custom_fields": {"x": 1}}, {"custom_fields": {"x": 1, "added": "by-platform"}}, ()),
+    ({"custom_fields": {"x": 1}}, {"custom_fields": {"x": 2}}, ("custom_fields",)),
+    ({"custom_fields": {"x": 1}}, {"custom_fields": None}, ("custom_fields",)),
+    ({"spec": {"family": "llama"}}, {"spec": {"family": "llama", "context_size": None}}, ()),
+    ({"api_endpoint": {"url": "http://nim"}}, {"api_endpoint": {"url": "http://nim/", "api_key": None}}, ()),
+    ({"api_endpoint": {"url": "http://nim/a"}}, {"api_endpoint": {"url": "http://nim/b"}}, ("api_endpoint",)),
+    ({"model_providers": ["a"]}, {"model_providers": ["a", "b"]}, ("model_providers",)),
+    ({"trust_remote_code": False}, {"trust_remote_code": False}, ()),
+    ({"trust_remote_code": False}, {"trust_remote_code": True}, ("trust_remote_code",)),
+    ({"ownership": {"o": {"n": 1}}}, {"ownership": {"o": {"n": 1, "m": 2}}}, ()),
+    ({"name": "ignored", "fileset": "a/b"}, {"fileset": "a/c"}, ("fileset",)),
+])
+def test_diff_entity_table(desired: dict[str, Any], entity: dict[str, Any], diff: tuple[str, ...]) -> None:
+    assert nemo.diff_entity(desired, entity) == diff
+
+
+def test_retry_after_parsing() -> None:
+    assert nemo.retry_after_seconds("7") == 7.0
+    assert nemo.retry_after_seconds("1.5") == 1.5
+    assert nemo.retry_after_seconds(None) is None and nemo.retry_after_seconds("soon") is None
+    now = time.time()
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert 28 <= nemo.retry_after_seconds(date, now=now) <= 31  # type: ignore[operator]
+    assert nemo.retry_after_seconds(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
+
+
+def test_inventory_masks_api_key() -> None:
+    inv = nemo.inventory_of({"name": "m", "api_endpoint": {"url": "http://x/", "api_key": "sk-123456"}})
+    assert inv["api_endpoint"]["api_key"] == "***"
+
+
+# ---------------------------------------------------------------- against the simulator
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, Any]]:
+    app = sim.create_app()
+    with serve_in_thread(app) as url:
+        yield url, app
+
+
+@pytest.fixture
+def admin(server: tuple[str, Any]) -> Iterator[httpx.Client]:
+    url, _ = server
+    with httpx.Client(base_url=url, timeout=10) as c:
+        c.post("/_sim/reset").raise_for_status()
+        yield c
+
+
+@pytest.fixture
+async def backend(server: tuple[str, Any], admin: httpx.Client) -> Any:
+    b = nemo.NemoBackend(conn(server[0], timeout=5.0))
+    yield b
+    await b.aclose()
+
+
+def writes(admin: httpx.Client) -> list[dict[str, Any]]:
+    return [e for e in admin.get("/_sim/requests").json() if e["method"] not in ("GET", "HEAD")]
+
+
+async def test_create_returns_inventory_and_observe_is_clean(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    res = model(FULL, nemo_extra={"spec": SPEC})
+    assert (await backend.observe(res)) == Observation(exists=False)
+    inv = await backend.create(res)
+    name = nemo.entity_name(res, backend.conn)
+    assert inv["name"] == name and inv["id"].startswith("model-") and inv["workspace"] == "default"
+    assert inv["custom_fields"][nemo.OWNER_KEY] == marker()
+    assert inv["spec"]["family"] == "llama"
+    obs = await backend.observe(res)
+    assert obs.exists and obs.up_to_date and obs.diff == ()
+    assert obs.external_id == name
+    assert obs.inventory is not None and obs.inventory["id"] == inv["id"]
+    assert admin.get(f"{MODELS}/{name}").status_code == 200
+
+
+async def test_update_sends_only_changed_fields(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    res = model({"description": "v1", "nemo": {"fileset": "default/fs", "custom_fields": {"a": "1"}}},
+                nemo_extra={"spec": SPEC})
+    await backend.create(res)
+    name = nemo.entity_name(res, backend.conn)
+    # someone else adds a custom field; that is not drift and must survive our update
+    admin.patch(f"{MODELS}/{name}", json={"custom_fields": {**admin.get(f"{MODELS}/{name}").json()["custom_fields"],
+                                                            "other": "keep"}}).raise_for_status()
+    changed = model({"description": "v2", "nemo": {"fileset": "default/fs", "custom_fields": {"a": "2"}}},
+                    nemo_extra={"spec": {**SPEC, "precision": "fp16"}})
+    obs = await backend.observe(changed)
+    assert set(obs.diff) == {"description", "custom_fields", "spec"}
+    admin.delete("/_sim/requests").raise_for_status()
+    inv = await backend.update(changed, obs)
+    (patch,) = writes(admin)
+    assert patch["method"] == "PATCH" and patch["path"] == f"{MODELS}/{name}"
+    assert set(patch["body"]) == {"description", "custom_fields", "spec"}
+    assert patch["body"]["spec"] == {**SPEC, "precision": "fp16"}  # spec sent whole
+    assert inv["description"] == "v2" and inv["custom_fields"]["a"] == "2"
+    assert inv["custom_fields"]["other"] == "keep" and inv["custom_fields"][nemo.OWNER_KEY] == marker()
+    assert (await backend.observe(changed)).diff == ()
+
+
+async def test_update_single_field(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    await backend.create(model({"description": "a", "nemo": {"base_model": "default/b1"}}))
+    res = model({"description": "a", "nemo": {"base_model": "default/b2"}})
+    obs = await backend.observe(res)
+    assert obs.diff == ("base_model",)
+    admin.delete("/_sim/requests").raise_for_status()
+    await backend.update(res, obs)
+    assert [w["body"] for w in writes(admin)] == [{"base_model": "default/b2"}]
+
+
+async def test_lost_create_response_then_retry_leaves_one(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    res = model({"description": "once"})
+    admin.put("/_sim/faults", json={"lose_next": 1, "match": "POST"}).raise_for_status()
+    with pytest.raises(Recoverable):
+        await backend.create(res)
+    inv = await backend.create(res)  # 409 -> ours -> adopted
+    assert inv["description"] == "once"
+    data = admin.get(MODELS).json()["data"]
+    assert len(data) == 1 and data[0]["name"] == nemo.entity_name(res, backend.conn)
+    assert [w["method"] for w in writes(admin)] == ["POST", "POST"]
+    assert (await backend.observe(res)).up_to_date
+
+
+async def test_422_is_terminal_naming_field(backend: nemo.NemoBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    # bypass local validation to see the registry's own 422 classified
+    monkeypatch.setattr(nemo, "_validate", lambda body: None)
+    with pytest.raises(Terminal) as ei:
+        await backend.create(model(top_extra={"description": "x" * 1001}))
+    assert not isinstance(ei.value, (CredentialsRejected, NameTaken))
+    assert "body.description:" in str(ei.value) and "1000" in str(ei.value)
+    assert "description" in ei.value.fields
+    assert "xxxxxxxxxx" not in str(ei.value)  # the echoed input is not repeated
+
+
+async def test_local_validation_sends_nothing(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    with pytest.raises(Terminal) as ei:
+        await backend.create(model(top_extra={"description": "x" * 1001}))
+    assert ei.value.fields == ("spec.description",)
+    assert writes(admin) == []
+
+
+async def test_409_adopts_when_marker_ours(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    res = model({"description": "mine"})
+    name = nemo.entity_name(res, backend.conn)
+    admin.post(MODELS, json={"name": name, "description": "stale",
+                             "custom_fields": {nemo.OWNER_KEY: marker()}}).raise_for_status()
+    inv = await backend.create(res)
+    assert inv["description"] == "stale"  # adopted as is; the next observe reports the diff
+    assert (await backend.observe(res)).diff == ("description", "custom_fields")
+
+
+@pytest.mark.parametrize("custom", [{}, {nemo.OWNER_KEY: "someone-else"}])
+async def test_409_name_taken_when_not_ours(backend: nemo.NemoBackend, admin: httpx.Client,
+                                            custom: dict[str, str]) -> None:
+    res = model({"nemo": {"name": "shared-name"}})
+    admin.post(MODELS, json={"name": "shared-name", "custom_fields": custom}).raise_for_status()
+    with pytest.raises(NameTaken) as ei:
+        await backend.create(res)
+    assert str(ei.value) == ("NeMo model default/shared-name exists and is not managed by this resource; "
+                             "set spec.nemo.name to another name")
+    with pytest.raises(NameTaken):
+        await backend.observe(res)  # and it is never updated either
+    await backend.delete(res)  # nor deleted
+    assert admin.get(f"{MODELS}/shared-name").status_code == 200
+
+
+@pytest.mark.parametrize("knobs, retry_after", [
+    ({"fail_next": 1, "retry_after": 3}, 3.0),
+    ({"throttle_next": 1, "retry_after": 9}, 9.0),
+    ({"fail_next": 1, "error_status": 500}, None),
+])
+async def test_5xx_and_429_are_recoverable(backend: nemo.NemoBackend, admin: httpx.Client,
+                                           knobs: dict[str, Any], retry_after: float | None) -> None:
+    admin.put("/_sim/faults", json=knobs).raise_for_status()
+    with pytest.raises(Recoverable) as ei:
+        await backend.observe(model())
+    assert ei.value.retry_after == retry_after
+    assert "HTTP" in str(ei.value)
+
+
+async def test_timeout_is_recoverable(server: tuple[str, Any], admin: httpx.Client) -> None:
+    admin.put("/_sim/faults", json={"latency": 1.0}).raise_for_status()
+    b = nemo.NemoBackend(conn(server[0], timeout=0.2))
+    try:
+        with pytest.raises(Recoverable) as ei:
+            await b.observe(model())
+        assert "timed out" in str(ei.value)
+    finally:
+        await b.aclose()
+
+
+async def test_connection_refused_is_recoverable() -> None:
+    from modelsync.simulators.server import free_port
+    b = nemo.NemoBackend(conn(f"http://127.0.0.1:{free_port()}", timeout=2.0))
+    try:
+        with pytest.raises(Recoverable):
+            await b.observe(model())
+    finally:
+        await b.aclose()
+
+
+async def test_update_of_vanished_model_is_recoverable(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    res = model({"description": "a"})
+    await backend.create(res)
+    changed = model({"description": "b"})
+    obs = await backend.observe(changed)
+    admin.delete(f"{MODELS}/{obs.external_id}").raise_for_status()
+    with pytest.raises(Recoverable) as ei:
+        await backend.update(changed, obs)
+    assert not isinstance(ei.value, Terminal)
+
+
+async def test_delete_and_delete_again(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    res = model()
+    await backend.create(res)
+    await backend.delete(res)
+    assert admin.get(MODELS).json()["data"] == []
+    await backend.delete(res)  # 404 is success
+    assert [w["method"] for w in writes(admin)] == ["POST", "DELETE"]
+
+
+async def test_missing_workspace(server: tuple[str, Any], admin: httpx.Client) -> None:
+    b = nemo.NemoBackend(conn(server[0], settings={"workspace": "ghost"}))
+    try:
+        assert not (await b.observe(model())).exists
+        with pytest.raises(Recoverable) as ei:
+            await b.create(model())
+        assert ei.value.reason == "WorkspaceNotFound" and "ghost" in str(ei.value)
+    finally:
+        await b.aclose()
+
+
+async def test_other_workspace(server: tuple[str, Any], admin: httpx.Client) -> None:
+    admin.post("/apis/entities/v2/workspaces", json={"name": "team"}).raise_for_status()
+    b = nemo.NemoBackend(conn(server[0], settings={"workspace": "team"}))
+    try:
+        inv = await b.create(model())
+        assert inv["workspace"] == "team"
+        assert admin.get(MODELS).json()["data"] == []
+    finally:
+        await b.aclose()
+
+
+async def test_model_service_is_unsupported(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    svc = Resource(kind="ModelService", name="svc", namespace="ns", uid=UID, generation=1, spec=object())
+    for call in (backend.observe(svc), backend.create(svc), backend.update(svc, Observation(exists=True))):
+        with pytest.raises(Unsupported) as ei:
+            await call
+        assert "ModelService" in str(ei.value)
+    await backend.delete(svc)
+    assert admin.get("/_sim/requests").json() == []
+
+
+SECRET = "tok-very-secret-123"
+
+
+@pytest.fixture
+def auth_server() -> Iterator[str]:
+    with serve_in_thread(sim.create_app(token=SECRET)) as url:
+        yield url
+
+
+async def test_token_required_credentials_rejected(auth_server: str) -> None:
+    b = nemo.NemoBackend(conn(auth_server))
+    try:
+        with pytest.raises(CredentialsRejected) as ei:
+            await b.observe(model())
+        assert "401" in str(ei.value)
+    finally:
+        await b.aclose()
+    b = nemo.NemoBackend(conn(auth_server, credentials={"token": "wrong-token-xyz"}))
+    try:
+        with pytest.raises(CredentialsRejected) as ei:
+            await b.create(model())
+        assert "wrong-token-xyz" not in str(ei.value)
+    finally:
+        await b.aclose()
+
+
+async def test_token_accepted(auth_server: str) -> None:
+    b = nemo.NemoBackend(conn(auth_server, credentials={"token": SECRET}))
+    try:
+        inv = await b.create(model())
+        assert (await b.observe(model())).up_to_date
+        assert inv["name"]
+    finally:
+        await b.aclose()
+
+
+async def test_secrets_never_in_messages(auth_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry that echoes the token and request headers in its errors: all masked."""
+    c = conn(auth_server, credentials={"token": SECRET})
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"detail": f"bad request with {request.headers['Authorization']} "
+                                                   f"token={SECRET}"})
+
+    b = nemo.NemoBackend(c)
+    b._client = httpx.AsyncClient(base_url=c.endpoint, transport=httpx.MockTransport(echo),
+                                  headers={"Authorization": f"Bearer {SECRET}"})
+    try:
+        with pytest.raises(Terminal) as ei:
+            await b.create(model())
+        assert SECRET not in str(ei.value) and "tok-very" not in str(ei.value)
+        assert "HTTP 400" in str(ei.value)
+    finally:
+        await b.aclose()
+
+    def boom(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"failed for {request.url} Authorization: Bearer {SECRET}")
+
+    b = nemo.NemoBackend(c)
+    b._client = httpx.AsyncClient(base_url=c.endpoint, transport=httpx.MockTransport(boom))
+    try:
+        with pytest.raises(Recoverable) as ei2:
+            await b.observe(model())
+        assert SECRET not in str(ei2.value)
+    finally:
+        await b.aclose()
+
+
+async def test_headers_and_tls_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    b = nemo.NemoBackend(conn(credentials={"token": "abc-123"}))
+    client = b._http()
+    assert client.headers["Authorization"] == "Bearer abc-123"
+    await b.aclose()
+    b = nemo.NemoBackend(conn(credentials={"user": "x"}))
+    assert "Authorization" not in b._http().headers
+    await b.aclose()
+
+    seen: dict[str, Any] = {}
+    real = httpx.AsyncClient
+
+    def spy(**kw: Any) -> httpx.AsyncClient:
+        seen.update(kw)
+        return real(**kw)
+
+    monkeypatch.setattr(nemo.httpx, "AsyncClient", spy)
+    b = nemo.NemoBackend(conn(insecure_skip_verify=True, timeout=12.0))
+    b._http()
+    assert seen["verify"] is False and seen["timeout"].read == 12.0
+    await b.aclose()

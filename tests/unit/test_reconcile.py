@@ -1,0 +1,193 @@
+"""The reconcile core's decision order, with an in-memory backend and registry reader.
+
+(Integration tests run the same core against the real apiserver and the simulators;
+these pin down the decisions one by one.)"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pytest
+
+from modelsync.backends.base import (
+    Backend, CredentialsRejected, Observation, Recoverable, RegistryConnection, Resource, Terminal,
+)
+from modelsync.kube import NotFound
+from modelsync.reconcile import BackendPool, Reconciler, Retry, Stop, backoff
+
+
+class MemoryBackend(Backend):
+    name = "memory"
+    kinds = frozenset({"Model"})
+
+    def __init__(self, conn: RegistryConnection) -> None:
+        super().__init__(conn)
+        self.store: dict[str, dict[str, Any]] = {}
+        self.calls: list[str] = []
+        self.fail: Exception | None = None
+
+    def _desired(self, res: Resource) -> dict[str, Any]:
+        return {"description": res.spec.description}
+
+    async def observe(self, res: Resource) -> Observation:
+        self.calls.append("observe")
+        if self.fail:
+            raise self.fail
+        obj = self.store.get(res.uid)
+        if obj is None:
+            return Observation(exists=False)
+        d = tuple(k for k, v in self._desired(res).items() if obj.get(k) != v)
+        return Observation(exists=True, external_id=res.uid, diff=d, inventory=obj)
+
+    async def create(self, res: Resource) -> Mapping[str, Any]:
+        self.calls.append("create")
+        self.store[res.uid] = self._desired(res)
+        return self.store[res.uid]
+
+    async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
+        self.calls.append(f"update:{','.join(obs.diff)}")
+        self.store[res.uid].update({k: self._desired(res)[k] for k in obs.diff})
+        return self.store[res.uid]
+
+    async def delete(self, res: Resource) -> None:
+        self.store.pop(res.uid, None)
+
+
+class Pool(BackendPool):
+    def __init__(self, backend: MemoryBackend | Exception) -> None:
+        self.the = backend
+
+    async def backend(self, ref: Any, namespace: str) -> Backend:
+        if isinstance(self.the, Exception):
+            raise self.the
+        return self.the
+
+
+CONN = RegistryConnection(key="ModelRegistry/ns/r", name="r", kind="ModelRegistry", backend="memory", endpoint="http://m")
+
+
+def body(generation: int = 1, status: dict[str, Any] | None = None, kind_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": "m", "namespace": "ns", "uid": "u1", "generation": generation},
+            "spec": {"registries": [{"name": "r"}], "description": "one", **(kind_spec or {})},
+            "status": status or {}}
+
+
+def merged(b: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    return {**b, "status": {**b["status"], **patch}}
+
+
+@pytest.fixture
+def backend() -> MemoryBackend:
+    return MemoryBackend(CONN)
+
+
+async def test_create_then_unchanged_resync_writes_nothing(backend: MemoryBackend) -> None:
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    b = body()
+    out = await r.reconcile("Model", b)
+    assert out.error is None and backend.calls == ["observe", "create", "observe"]
+    assert out.events and out.events[0][1] == "Created"
+    conds = {c["type"]: c for c in out.status_patch["conditions"]}
+    assert conds["Ready"]["status"] == "True" and conds["Synced"]["reason"] == "ReconcileSuccess"
+    assert out.status_patch["registries"][0]["externalId"] == "u1"
+    b = merged(b, out.status_patch)
+    backend.calls.clear()
+    again = await r.reconcile("Model", b)
+    assert backend.calls == ["observe"]
+    assert again.status_patch == {} and again.events == [] and again.error is None
+
+
+async def test_update_sends_only_the_diff(backend: MemoryBackend) -> None:
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    b = body()
+    b = merged(b, (await r.reconcile("Model", b)).status_patch)
+    b2 = {**b, "metadata": {**b["metadata"], "generation": 2}, "spec": {**b["spec"], "description": "two"}}
+    backend.calls.clear()
+    out = await r.reconcile("Model", b2)
+    assert backend.calls == ["observe", "update:description", "observe"]
+    assert out.status_patch["observedGeneration"] == 2
+    assert out.events[0][1] == "Updated"
+
+
+async def test_recoverable_retries_with_retry_after(backend: MemoryBackend) -> None:
+    backend.fail = Recoverable("busy", retry_after=7)
+    out = await Reconciler(reader=None, pool=Pool(backend)).reconcile("Model", body())  # type: ignore[arg-type]
+    assert isinstance(out.error, Retry) and 7 <= out.error.delay <= 8.1
+    synced = {c["type"]: c for c in out.status_patch["conditions"]}["Synced"]
+    assert synced["status"] == "False" and synced["reason"] == "RegistryUnavailable"
+
+
+async def test_terminal_stops_and_is_not_retried_for_the_same_generation(backend: MemoryBackend) -> None:
+    backend.fail = Terminal("field[x] is bad", fields=("x",))
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    b = body()
+    out = await r.reconcile("Model", b)
+    assert isinstance(out.error, Stop) and "field[x] is bad" in out.error.message
+    b = merged(b, out.status_patch)
+    backend.calls.clear()
+    again = await r.reconcile("Model", b)
+    assert backend.calls == [] and isinstance(again.error, Stop) and again.status_patch == {}
+    # a new generation is tried again
+    b3 = {**b, "metadata": {**b["metadata"], "generation": 2}}
+    backend.fail = None
+    third = await r.reconcile("Model", b3)
+    assert third.error is None and "create" in backend.calls
+
+
+async def test_credentials_rejected_retries_slowly(backend: MemoryBackend) -> None:
+    backend.fail = CredentialsRejected("login refused")
+    out = await Reconciler(reader=None, pool=Pool(backend)).reconcile("Model", body())  # type: ignore[arg-type]
+    assert isinstance(out.error, Retry) and out.error.delay >= 60
+
+
+async def test_unsupported_kind_is_terminal_and_says_so(backend: MemoryBackend) -> None:
+    b = body(kind_spec={})
+    b["spec"].pop("description")
+    out = await Reconciler(reader=None, pool=Pool(backend)).reconcile("ModelService", b)  # type: ignore[arg-type]
+    assert isinstance(out.error, Stop)
+    entry = out.status_patch["registries"][0]
+    assert entry["reason"] == "Unsupported" and "no counterpart for a ModelService" in entry["message"]
+    assert backend.calls == []
+
+
+async def test_unexpected_exception_is_retried_and_scrubbed(backend: MemoryBackend) -> None:
+    backend.fail = RuntimeError("boom https://u:topsecret@h/x")
+    out = await Reconciler(reader=None, pool=Pool(backend)).reconcile("Model", body())  # type: ignore[arg-type]
+    assert isinstance(out.error, Retry)
+    assert "topsecret" not in str(out.status_patch) and "topsecret" not in out.error.message
+
+
+async def test_missing_registry_waits() -> None:
+    pool = Pool(Recoverable("ModelRegistry ns/r not found", reason="RegistryNotFound"))
+    out = await Reconciler(reader=None, pool=pool).reconcile("Model", body())  # type: ignore[arg-type]
+    assert isinstance(out.error, Retry)
+    assert out.status_patch["registries"][0]["reason"] == "RegistryNotFound"
+
+
+async def test_condition_transition_time_kept_while_status_unchanged(backend: MemoryBackend) -> None:
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    b = body()
+    first = await r.reconcile("Model", b)
+    b = merged(b, first.status_patch)
+    b["status"]["conditions"][0]["lastTransitionTime"] = "2020-01-01T00:00:00Z"
+    b2 = {**b, "metadata": {**b["metadata"], "generation": 2}, "spec": {**b["spec"], "description": "two"}}
+    out = await r.reconcile("Model", b2)
+    ready = {c["type"]: c for c in out.status_patch["conditions"]}["Ready"]
+    assert ready["lastTransitionTime"] == "2020-01-01T00:00:00Z" and ready["observedGeneration"] == 2
+
+
+def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
+    assert all(2 <= backoff(0) <= 2 for _ in range(5))
+    samples = {round(backoff(5), 3) for _ in range(20)}
+    assert len(samples) > 1 and all(2 <= s <= 64 for s in samples)
+    assert all(s <= 300 for s in (backoff(30) for _ in range(20)))
+    assert 10 <= backoff(0, retry_after=10) <= 11
+
+
+async def test_reader_not_found_maps_to_registry_not_found() -> None:
+    class Reader:
+        async def registry(self, kind: str, name: str, namespace: str) -> Any:
+            raise NotFound("ModelRegistry ns/r not found")
+
+    pool = BackendPool(Reader())  # type: ignore[arg-type]
+    out = await Reconciler(reader=Reader(), pool=pool).reconcile("Model", body())  # type: ignore[arg-type]
+    assert out.status_patch["registries"][0]["reason"] == "RegistryNotFound"

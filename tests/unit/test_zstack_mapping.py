@@ -14,6 +14,11 @@ CONN = RegistryConnection(key="ModelRegistry/ml/z", name="z", kind="ModelRegistr
                           settings={"modelCenterUuid": "ebf96ce1de2c46fa8af9d503c29bb93d"})
 
 
+#: what ZStack requires of every model service
+SVC: dict[str, Any] = {"config": "services: []\n", "resources": {"cpu": 1, "memory": "1Gi"},
+                       "startCommand": "python3 app.py", "zstack": {"installPath": "/opt/svc"}}
+
+
 def res(kind: str = "Model", uid: str = "uid-1", refs: dict[str, str] | None = None, **spec: Any) -> Resource:
     body = {"registries": [{"name": "z"}], **spec}
     return Resource(kind=kind, name="qwen", namespace="ml", uid=uid, generation=1,  # type: ignore[arg-type]
@@ -103,7 +108,7 @@ def test_diff_skips_unmanaged_and_create_only_fields() -> None:
     ({"cpu": "1500m"}, None),
 ])
 def test_service_resources_convert_exactly(resources: dict[str, Any], expected: dict[str, Any] | None) -> None:
-    r = res("ModelService", resources=resources)
+    r = res("ModelService", **{**SVC, "resources": resources})
     if expected is None:
         with pytest.raises(Terminal, match="spec.resources"):
             zstack.desired_service(r, CONN)
@@ -113,7 +118,7 @@ def test_service_resources_convert_exactly(resources: dict[str, Any], expected: 
 
 
 def test_service_wire_shapes() -> None:
-    r = res("ModelService", command=["python3", "-m", "vllm x"], args=["--port", "8000"], ports=[8000],
+    r = res("ModelService", command=["python3", "-m", "vllm x"], args=["--port", "8000"], ports=[8000], **SVC,
             images=[{"cpuArchitecture": "x86_64", "image": "img:1"}], livenessPath="/h")
     desired = zstack.desired_service(r, CONN)
     assert desired["containerCommand"] == "python3 -m 'vllm x'"
@@ -128,7 +133,13 @@ def test_service_wire_shapes() -> None:
 
 def test_invalid_service_yaml_is_terminal() -> None:
     with pytest.raises(Terminal, match="spec.config is not valid YAML"):
-        zstack.desired_service(res("ModelService", config="a: [1, 2"), CONN)
+        zstack.desired_service(res("ModelService", **{**SVC, "config": "a: [1, 2"}), CONN)
+
+
+def test_service_required_fields_named() -> None:
+    with pytest.raises(Terminal, match="requires spec.config, spec.resources.cpu, spec.resources.memory, "
+                                       "spec.startCommand, spec.zstack.installPath"):
+        zstack.desired_service(res("ModelService"), CONN)
 
 
 @pytest.mark.parametrize("value,expected", [("3", 3.0), ("0.5", 0.5), (None, None), ("soon", None)])

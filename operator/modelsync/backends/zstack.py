@@ -8,7 +8,8 @@ Wire conventions (seed pages 000-002 and ZStack's REST rules):
   one replay of the request;
 * creates are ``POST`` with ``{"param": {...}, "systemTags", "userTags"}`` and
   a ``resourceUuid`` derived from the resource's uid, so a retried create finds
-  the same uuid (and a duplicate answer, ``SYS.1009``, means "already made");
+  the same uuid (a create refused while an object with that uuid exists means
+  "already made": it is read back and adopted);
 * updates are ``PUT`` wrapped in the action name (``{"updateModel": {...}}``)
   carrying only the fields that differ;
 * reads are ``GET`` answering ``{"inventories": [...]}``, empty when absent;
@@ -44,9 +45,10 @@ from .base import (
 API = "/zstack/v1"
 INVALID_SESSION = "ID.1001"
 LOGIN_FAILED = {"ID.1000", "ID.1002", "ID.1003"}
-#: codes that mean "the content is wrong": retrying the same spec cannot help
-TERMINAL_CODES = {"SYS.1007", "SYS.1006", "SYS.1008"}
-DUPLICATE = "SYS.1009"
+#: codes that mean "the content is wrong": retrying the same spec cannot help (SYS.1007: argument error)
+TERMINAL_CODES = {"SYS.1007"}
+#: resource not found
+NOT_FOUND = "SYS.1003"
 
 #: model fields AddModel/UpdateModel take directly (inventory name == wire name)
 MODEL_PARAM_FIELDS = (
@@ -66,7 +68,13 @@ SERVICE_UPDATE_FIELDS = (
     "pythonVersion", "type", "framework", "source", "supportDistributed", "serviceName", "servicePorts",
     "serviceLivez", "serviceReadyz", "serviceBootupTime", "containerCommand", "containerArgs",
 )
-SERVICE_CREATE_ONLY = ("readme", "installPath")
+#: sent on create, not observable or not updatable: never part of a diff
+SERVICE_CREATE_ONLY = ("readme", "installPath", "serviceName")
+#: what AddModelService requires (ZStack's SDK), as the spec fields that carry it
+SERVICE_REQUIRED = {
+    "yaml": "spec.config", "requestCpu": "spec.resources.cpu", "requestMemory": "spec.resources.memory",
+    "startCommand": "spec.startCommand", "installPath": "spec.zstack.installPath",
+}
 MiB = 1024 * 1024
 
 
@@ -136,7 +144,7 @@ def desired_service(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
             yaml.safe_load(spec.config)
         except yaml.YAMLError as exc:
             raise Terminal(f"spec.config is not valid YAML: {exc}", fields=("spec.config",)) from None
-    return _drop_none({
+    desired = _drop_none({
         "name": z.name or res.name,
         "description": spec.description,
         "yaml": spec.config,
@@ -161,6 +169,10 @@ def desired_service(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
         "readme": spec.readme,
         "installPath": z.installPath,
     })
+    missing = [field for key, field in SERVICE_REQUIRED.items() if key not in desired]
+    if missing:
+        raise Terminal(f"ZStack AddModelService requires {', '.join(missing)}", fields=tuple(missing))
+    return desired
 
 
 def _inventory_value(inv: Mapping[str, Any], key: str) -> Any:
@@ -335,7 +347,7 @@ class ZStackBackend(Backend):
                 continue
             err = _ZStackError(resp.status_code, code, text)
             err.retry_after = retry_after_seconds(resp.headers.get("Retry-After"))  # type: ignore[attr-defined]
-            if resp.status_code == 429 or (resp.status_code >= 500 and code not in TERMINAL_CODES | {DUPLICATE}
+            if resp.status_code == 429 or (resp.status_code >= 500 and code not in TERMINAL_CODES | {NOT_FOUND, "SYS.1006"}
                                            | LOGIN_FAILED):
                 raise Recoverable(scrub(f"ZStack {method} {path}: {code + ' ' if code else ''}{text}",
                                         self._secrets()), retry_after=err.retry_after) from None  # type: ignore[attr-defined]
@@ -351,6 +363,9 @@ class ZStackBackend(Backend):
         delay = self.poll_interval
         while True:
             resp = await self._client.get(path, headers=dict(headers))
+            if resp.status_code == 404:
+                # ZStack forgets finished jobs after a while: the outcome is read back by the next observe.
+                raise Recoverable(f"ZStack job {parts.path.rsplit('/', 1)[-1]} expired before its result was read")
             if resp.status_code != 202:
                 return resp
             if time.monotonic() > deadline:
@@ -395,11 +410,11 @@ class ZStackBackend(Backend):
         try:
             reply = await self._send("POST", self._collection(res), body)
         except _ZStackError as exc:
-            if exc.code == DUPLICATE:
-                # Our uuid exists: an earlier create went through and its answer was lost.
-                inv = await self._get(res)
-                if inv is not None:
-                    return inv
+            # ZStack has no dedicated code for a taken resourceUuid. If the object with our
+            # uuid exists now, an earlier create went through and its answer was lost: adopt it.
+            inv = await self._get(res)
+            if inv is not None:
+                return inv
             raise self._classify(exc, "create") from None
         return reply.get("inventory") or (await self._get(res)) or {}
 
@@ -413,7 +428,7 @@ class ZStackBackend(Backend):
         try:
             reply = await self._send("PUT", f"{self._collection(res)}/{uuid}", body)
         except _ZStackError as exc:
-            if exc.code == "SYS.1006":
+            if exc.code == NOT_FOUND:
                 raise Recoverable("ZStack object vanished during update; it will be re-created") from None
             raise self._classify(exc, "update") from None
         return reply.get("inventory") or (await self._get(res)) or {}
@@ -423,7 +438,7 @@ class ZStackBackend(Backend):
         try:
             await self._send("DELETE", f"{self._collection(res)}/{uuid}")
         except _ZStackError as exc:
-            if exc.status == 404 or exc.code == "SYS.1006":
+            if exc.status == 404 or exc.code == NOT_FOUND:
                 return
             raise self._classify(exc, "delete") from None
 

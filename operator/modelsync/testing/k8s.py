@@ -17,6 +17,7 @@ PLURALS = {
 
 class K8s:
     def __init__(self, kubeconfig: str) -> None:
+        self.kubeconfig_path = str(kubeconfig)
         self.api_client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
         self.custom = kubernetes.client.CustomObjectsApi(self.api_client)
         self.core = kubernetes.client.CoreV1Api(self.api_client)

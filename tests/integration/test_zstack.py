@@ -1,0 +1,223 @@
+"""ZStack end to end: the real apiserver, the operator as a process, the ZStack simulator."""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import pytest
+
+from modelsync.testing import K8s, OperatorProcess
+from modelsync.testing.k8s import condition
+
+from .conftest import RESYNC_SECONDS, Sim, model, service, start_sim
+
+pytestmark = pytest.mark.integration
+
+CENTER = "ebf96ce1de2c46fa8af9d503c29bb93d"
+PASSWORD = "s3cret-Pa55"
+
+
+@pytest.fixture(scope="module")
+def zsim() -> Iterator[Sim]:
+    yield from start_sim("zstack", account="admin", password=PASSWORD, model_center_uuid=CENTER)
+
+
+@pytest.fixture(scope="module")
+def zsim_async() -> Iterator[Sim]:
+    """Every write answers 202 with an api-jobs location."""
+    yield from start_sim("zstack", account="admin", password=PASSWORD, model_center_uuid=CENTER,
+                         async_mode=True, job_delay=0.3)
+
+
+def registry(k8s: K8s, ns: str, sim: Sim, name: str = "zstack") -> None:
+    k8s.secret(f"{name}-creds", ns, {"accountName": "admin", "password": PASSWORD})
+    k8s.create({"kind": "ModelRegistry", "metadata": {"name": name}, "spec": {
+        "backend": "zstack", "endpoint": sim.url, "credentialsSecretRef": {"name": f"{name}-creds"},
+        "zstack": {"modelCenterUuid": CENTER}, "requestTimeout": "10s"}}, ns)
+
+
+@pytest.fixture
+def zns(k8s: K8s, ns: str, zsim: Sim, operator: OperatorProcess) -> str:
+    zsim.reset()
+    registry(k8s, ns, zsim)
+    return ns
+
+
+def sim_models(sim: Sim) -> dict[str, dict[str, Any]]:
+    state = sim.app["zstack"]
+    return {u: state.model_inventory(u) for u in list(state.models)}
+
+
+def sim_services(sim: Sim) -> dict[str, dict[str, Any]]:
+    state = sim.app["zstack"]
+    return {u: state.model_service_inventory(u) for u in list(state.services)}
+
+
+QWEN = dict(description="Qwen3 8B instruct", installPath="/models/qwen3-8b", vendor="Qwen", version="1.0.0",
+            gpu={"minMemory": "16Gi", "recommendedMemory": "24Gi", "recommendedCount": [1, 2],
+                 "accelerator": "cuda:12.1"},
+            architecture="Qwen3ForCausalLM", task="text-generation")
+
+
+def test_model_and_service_created_with_inventory_in_status(k8s: K8s, zns: str, zsim: Sim) -> None:
+    k8s.create(service("vllm", ["zstack"], resources={"cpu": 4, "memory": "16Gi"}, framework="vLLM",
+                       startCommand="python3 -m vllm.entrypoints.openai.api_server",
+                       zstack={"installPath": "/opt/vllm"},
+                       ports=[8000], livenessPath="/health", config="services:\n  - name: vllm\n",
+                       images=[{"cpuArchitecture": "x86_64", "image": "vllm:0.6"}]), zns)
+    k8s.create(model("qwen", ["zstack"], defaultServiceRef={"name": "vllm"}, **QWEN), zns)
+    svc = k8s.wait_condition("ModelService", "vllm", zns, "Ready")
+    mdl = k8s.wait_condition("Model", "qwen", zns, "Ready")
+
+    s_entry, m_entry = svc["status"]["registries"][0], mdl["status"]["registries"][0]
+    assert s_entry["synced"] and m_entry["synced"]
+    assert condition(mdl, "Synced")["status"] == "True"
+    # status carries the registry's own inventory, and it is what the simulator stores
+    stored = sim_models(zsim)[m_entry["externalId"]]
+    assert m_entry["inventory"]["uuid"] == m_entry["externalId"] == stored["uuid"]
+    inv = m_entry["inventory"]
+    assert inv["minGpuMemory"] == 17179869184 and inv["recommendedGpuMemory"] == 25769803776
+    assert inv["recommendedGpuNum"] == [1, 2] and inv["requiredAccelerator"] == "cuda:12.1"
+    assert inv["modelCenterUuid"] == CENTER and inv["installPath"] == "/models/qwen3-8b"
+    assert inv["defaultModelServiceUuid"] == s_entry["externalId"]
+    sinv = sim_services(zsim)[s_entry["externalId"]]
+    assert sinv["requestCpu"] == 4 and sinv["requestMemory"] == 16384
+    assert [i["dockerImage"] for i in sinv["modelServiceImages"]] == ["vllm:0.6"]
+    # the table a user sees
+    out = k8s_table(k8s, zns)
+    assert "qwen" in out and m_entry["externalId"] in out
+
+
+def k8s_table(k8s: K8s, ns: str) -> str:
+    import subprocess
+
+    from modelsync.testing import ensure_binaries
+
+    return subprocess.run([str(ensure_binaries() / "kubectl"), "get", "models", "-n", ns],
+                          capture_output=True, text=True, check=True,
+                          env={"KUBECONFIG": k8s.kubeconfig_path}).stdout
+
+
+def test_update_sends_only_changed_fields(k8s: K8s, zns: str, zsim: Sim) -> None:
+    k8s.create(model("upd", ["zstack"], **QWEN), zns)
+    k8s.wait_condition("Model", "upd", zns, "Ready")
+    zsim.clear_journal()
+    k8s.patch("Model", "upd", zns, {"spec": {"description": "now with tools", "gpu": {"minMemory": "20Gi"}}})
+    obj = k8s.wait(
+        "Model", "upd", zns, lambda o: o["status"].get("observedGeneration") == 2
+        and condition(o, "Ready").get("status") == "True", what="generation 2 synced")
+    puts = zsim.writes("/zstack/v1/ai/models")
+    assert len(puts) == 1, puts
+    assert puts[0]["method"] == "PUT"
+    assert puts[0]["body"] == {"updateModel": {"description": "now with tools",
+                                               "systemTags": ["minGpuMemory::21474836480"]}}
+    assert obj["status"]["registries"][0]["inventory"]["description"] == "now with tools"
+    assert obj["status"]["registries"][0]["inventory"]["minGpuMemory"] == 21474836480
+
+
+def test_unchanged_resync_and_restart_write_nothing(k8s: K8s, zns: str, zsim: Sim, operator: OperatorProcess) -> None:
+    k8s.create(model("calm", ["zstack"], **QWEN), zns)
+    before = k8s.wait_condition("Model", "calm", zns, "Ready")
+    time.sleep(1)  # let the create's own follow-up (diff-base) settle
+    before = k8s.get("Model", "calm", zns)
+    zsim.clear_journal()
+    time.sleep(RESYNC_SECONDS * 3)  # several resync timers fire
+    operator.restart()  # and the resume handler runs on restart
+    operator.wait_for_log("Starting the watch-stream", timeout=60)
+    time.sleep(RESYNC_SECONDS * 2)
+    journal = zsim.journal()
+    uuid = before["status"]["registries"][0]["externalId"]
+    reads = [e for e in journal if e["method"] == "GET" and e["path"].endswith(uuid)]
+    assert len(reads) >= 2, "the resyncs did not look at the registry"
+    assert [e for e in journal if e["method"] not in ("GET", "HEAD") and "/accounts/" not in e["path"]] == []
+    after = k8s.get("Model", "calm", zns)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def test_lost_create_response_retried_leaves_one_model(k8s: K8s, zns: str, zsim: Sim) -> None:
+    zsim.faults(lose_next=1, match="POST /zstack/v1/ai/models")
+    k8s.create(model("lost", ["zstack"], **QWEN), zns)
+    obj = k8s.wait_condition("Model", "lost", zns, "Ready", timeout=90)
+    named = [m for m in sim_models(zsim).values() if m["name"] == "lost"]
+    assert len(named) == 1
+    assert named[0]["uuid"] == obj["status"]["registries"][0]["externalId"]
+    posts = zsim.writes("/zstack/v1/ai/models")
+    assert posts and posts[0]["method"] == "POST"  # the lost one did reach the registry
+
+
+def test_expired_session_renewed(k8s: K8s, zns: str, zsim: Sim) -> None:
+    k8s.create(model("sess", ["zstack"], **QWEN), zns)
+    k8s.wait_condition("Model", "sess", zns, "Ready")
+    zsim.http.post("/_sim/zstack/expire-sessions").raise_for_status()
+    zsim.clear_journal()
+    k8s.patch("Model", "sess", zns, {"spec": {"vendor": "Alibaba"}})
+    k8s.wait("Model", "sess", zns, lambda o: o["status"].get("observedGeneration") == 2
+             and condition(o, "Ready").get("status") == "True", what="generation 2 synced")
+    paths = [(e["method"], e["path"]) for e in zsim.journal()]
+    login = ("PUT", "/zstack/v1/accounts/login")
+    assert login in paths
+    update = next(i for i, p in enumerate(paths) if p[0] == "PUT" and p[1].startswith("/zstack/v1/ai/models/"))
+    assert paths.index(login) < update
+
+
+def test_async_jobs_followed(k8s: K8s, ns: str, zsim_async: Sim, operator: OperatorProcess) -> None:
+    registry(k8s, ns, zsim_async, name="zasync")
+    k8s.create(model("slow", ["zasync"], **QWEN), ns)
+    obj = k8s.wait_condition("Model", "slow", ns, "Ready", timeout=90)
+    assert obj["status"]["registries"][0]["inventory"]["minGpuMemory"] == 17179869184
+    polls = [e for e in zsim_async.journal() if e["path"].startswith("/zstack/v1/api-jobs/")]
+    assert polls, "no api-jobs location was polled"
+    k8s.patch("Model", "slow", ns, {"spec": {"description": "async update"}})
+    obj = k8s.wait("Model", "slow", ns, lambda o: o["status"].get("observedGeneration") == 2
+                   and condition(o, "Ready").get("status") == "True", what="generation 2 synced")
+    assert obj["status"]["registries"][0]["inventory"]["description"] == "async update"
+
+
+def test_rejected_spec_is_terminal_until_it_changes(k8s: K8s, zns: str, zsim: Sim) -> None:
+    # installPath is required by ZStack: the condition says so, and nothing is sent
+    k8s.create(model("nopath", ["zstack"], description="d"), zns)
+    obj = k8s.wait_condition("Model", "nopath", zns, "Synced", status="False")
+    synced = condition(obj, "Synced")
+    assert synced["reason"] == "InvalidSpec" and "spec.installPath" in synced["message"]
+    assert condition(obj, "Ready")["status"] == "False"
+    time.sleep(RESYNC_SECONDS * 2)
+    assert not [m for m in sim_models(zsim).values() if m["name"] == "nopath"]
+    assert zsim.writes("/zstack/v1/ai/models") == []
+    k8s.patch("Model", "nopath", zns, {"spec": {"installPath": "/models/fixed"}})
+    k8s.wait_condition("Model", "nopath", zns, "Ready")
+
+
+def test_registry_envelope_becomes_the_condition_message(k8s: K8s, zns: str, zsim: Sim) -> None:
+    # ZStack caps descriptions at 2048 characters; the CRD allows longer ones for other registries
+    k8s.create(model("wordy", ["zstack"], installPath="/m", description="x" * 3000), zns)
+    obj = k8s.wait("Model", "wordy", zns, lambda o: condition(o, "Synced").get("status") == "False",
+                   what="Synced=False")
+    synced = condition(obj, "Synced")
+    assert synced["reason"] == "InvalidSpec"
+    assert "SYS.1007" in synced["message"] and "field[description]" in synced["message"]
+    assert "max length" in obj["status"]["registries"][0]["message"]
+
+
+def test_server_errors_and_throttling_back_off_and_recover(k8s: K8s, zns: str, zsim: Sim) -> None:
+    zsim.faults(fail_next=2, throttle_next=1, retry_after=1, match="POST /zstack/v1/ai/models")
+    k8s.create(model("flaky", ["zstack"], **QWEN), zns)
+    k8s.wait_condition("Model", "flaky", zns, "Ready", timeout=120)
+    posts = [e for e in zsim.writes("/zstack/v1/ai/models") if e["method"] == "POST"]
+    assert len(posts) == 4  # 429, 503, 503, then the create
+    assert len([m for m in sim_models(zsim).values() if m["name"] == "flaky"]) == 1
+
+
+def test_no_secret_in_status_events_or_log(k8s: K8s, zns: str, zsim: Sim, operator: OperatorProcess) -> None:
+    k8s.create(model("quiet", ["zstack"], **QWEN), zns)
+    obj = k8s.wait_condition("Model", "quiet", zns, "Ready")
+    zsim.faults(fail_next=1, match="GET /zstack/v1/ai/models")
+    k8s.patch("Model", "quiet", zns, {"spec": {"vendor": "v2"}})
+    k8s.wait("Model", "quiet", zns, lambda o: o["status"].get("observedGeneration") == 2
+             and condition(o, "Ready").get("status") == "True", what="generation 2 synced")
+    obj = k8s.get("Model", "quiet", zns)
+    sessions = list(zsim.app["zstack"].sessions)
+    events = " ".join(f"{e.reason} {e.message}" for e in k8s.events(zns, "quiet"))
+    for text in (str(obj), events, operator.log()):
+        assert PASSWORD not in text
+        for s in sessions:
+            assert s not in text

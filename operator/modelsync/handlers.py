@@ -46,6 +46,11 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.reconciler.pool.aclose()
 
 
+def _retrying(body: kopf.Body) -> bool:
+    progress = ((body.get("status") or {}).get("kopf") or {}).get("progress") or {}
+    return any(not rec.get("success") and not rec.get("failure") for rec in progress.values())
+
+
 def _apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch) -> None:
     for key, value in outcome.status_patch.items():
         patch.status[key] = value
@@ -71,7 +76,13 @@ for _plural, _kind in KINDS.items():
     @kopf.timer(GROUP, VERSION, _plural, id="resync", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
     async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger,
                      _kind: str = _kind, **_: Any) -> None:
-        """Drift check: the same reconcile; an unchanged registry means no write at all."""
+        """Drift check: the same reconcile; an unchanged registry means no write at all.
+
+        Skipped while the sync handler is between retries: its backoff (or the
+        registry's Retry-After) decides when the registry is called next.
+        """
+        if _retrying(body):
+            return
         outcome = await memo.reconciler.reconcile(_kind, body)
         _apply(outcome, body, patch)
         if outcome.error is not None:

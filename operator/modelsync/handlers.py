@@ -27,6 +27,7 @@ from .reconcile import Outcome, Reconciler, Retry, Stop
 #: seconds between drift checks of each resource against its registries
 RESYNC_SECONDS = float(os.environ.get("MODELSYNC_RESYNC_SECONDS", "300"))
 KINDS = {"models": "Model", "modelservices": "ModelService"}
+REGISTRY_KINDS = {"modelregistries": "ModelRegistry", "clustermodelregistries": "ClusterModelRegistry"}
 
 
 @kopf.on.startup()
@@ -92,3 +93,17 @@ for _plural, _kind in KINDS.items():
     async def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         """Drop per-object state. Optional: adds no finalizer, removes nothing from registries."""
         memo.reconciler.forget(body["metadata"]["uid"])
+
+
+for _plural, _kind in REGISTRY_KINDS.items():
+
+    @kopf.on.resume(GROUP, VERSION, _plural, id="check")
+    @kopf.on.create(GROUP, VERSION, _plural, id="check")
+    @kopf.on.update(GROUP, VERSION, _plural, id="check")
+    @kopf.timer(GROUP, VERSION, _plural, id="recheck", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+    async def check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, _kind: str = _kind, **_: Any) -> None:
+        """The registry's Ready condition: endpoint reachable, credentials and settings accepted."""
+        outcome = await memo.reconciler.check_registry(_kind, body)
+        _apply(outcome, body, patch)
+        if isinstance(outcome.error, Retry):
+            raise kopf.TemporaryError(outcome.error.message, delay=outcome.error.delay)

@@ -272,6 +272,28 @@ class Reconciler:
         event = ("Normal", action[0], f"{action[1]} as {obs.external_id}") if action else None
         return _RegistryResult(entry, event, None)
 
+    async def check_registry(self, kind: str, body: Mapping[str, Any]) -> Outcome:
+        """A registry's own Ready condition: can ModelSync use it right now?"""
+        meta = body.get("metadata", {})
+        generation = int(meta.get("generation") or 0)
+        old = dict(body.get("status") or {})
+        ref = api.RegistryRef(name=meta["name"], kind=kind)  # type: ignore[arg-type]
+        error: Retry | Stop | None = None
+        try:
+            backend = await self.pool.backend(ref, meta.get("namespace", ""))
+            status, reason, message = "True", "Connected", await backend.check()
+        except BackendError as exc:
+            status, reason, message = "False", exc.reason, scrub(exc.message)
+            if isinstance(exc, Recoverable):
+                error = Retry(message, backoff(0, exc.retry_after))
+        except Exception as exc:  # never leak, never crash the handler
+            status, reason, message = "False", "ReconcileError", scrub(f"unexpected {type(exc).__name__}: {exc}")
+            error = Retry(message, backoff(0))
+        old_cond = next((c for c in old.get("conditions") or [] if c.get("type") == "Ready"), None)
+        new = {"observedGeneration": generation,
+               "conditions": [self._condition(old_cond, "Ready", status, reason, message, generation)]}
+        return Outcome(self._patch(old, new), [], error)
+
     async def _references(self, backend: Backend, kind: str, spec: Any, namespace: str,
                           ref: api.RegistryRef) -> dict[str, str]:
         """External ids of the objects the spec points at, in the same registry."""

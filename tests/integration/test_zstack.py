@@ -221,3 +221,22 @@ def test_no_secret_in_status_events_or_log(k8s: K8s, zns: str, zsim: Sim, operat
         assert PASSWORD not in text
         for s in sessions:
             assert s not in text
+
+
+def test_registry_ready_condition(k8s: K8s, ns: str, zsim: Sim, operator: OperatorProcess) -> None:
+    registry(k8s, ns, zsim, name="good")
+    good = k8s.wait_condition("ModelRegistry", "good", ns, "Ready")
+    assert "model center" in condition(good, "Ready")["message"]
+    k8s.secret("wrong-creds", ns, {"accountName": "admin", "password": "not-it"})
+    k8s.create({"kind": "ModelRegistry", "metadata": {"name": "wrongpw"}, "spec": {
+        "backend": "zstack", "endpoint": zsim.url, "credentialsSecretRef": {"name": "wrong-creds"},
+        "zstack": {"modelCenterUuid": CENTER}}}, ns)
+    bad = k8s.wait_condition("ModelRegistry", "wrongpw", ns, "Ready", status="False")
+    assert condition(bad, "Ready")["reason"] == "CredentialsRejected"
+    assert "not-it" not in str(bad)
+    k8s.create({"kind": "ModelRegistry", "metadata": {"name": "nocenter"}, "spec": {
+        "backend": "zstack", "endpoint": zsim.url, "credentialsSecretRef": {"name": "good-creds"},
+        "zstack": {"modelCenterUuid": "0" * 32}}}, ns)
+    missing = k8s.wait_condition("ModelRegistry", "nocenter", ns, "Ready", status="False")
+    assert condition(missing, "Ready")["reason"] == "RegistryMisconfigured"
+    assert "0" * 32 in condition(missing, "Ready")["message"]

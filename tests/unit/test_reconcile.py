@@ -51,6 +51,11 @@ class MemoryBackend(Backend):
     async def delete(self, res: Resource) -> None:
         self.store.pop(res.uid, None)
 
+    async def check(self) -> str:
+        if self.fail:
+            raise self.fail
+        return "memory is always there"
+
 
 class Pool(BackendPool):
     def __init__(self, backend: MemoryBackend | Exception) -> None:
@@ -191,3 +196,20 @@ async def test_reader_not_found_maps_to_registry_not_found() -> None:
     pool = BackendPool(Reader())  # type: ignore[arg-type]
     out = await Reconciler(reader=Reader(), pool=pool).reconcile("Model", body())  # type: ignore[arg-type]
     assert out.status_patch["registries"][0]["reason"] == "RegistryNotFound"
+
+
+async def test_registry_check_sets_ready_and_retries_outages(backend: MemoryBackend) -> None:
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    reg = {"metadata": {"name": "r", "namespace": "ns", "uid": "r1", "generation": 3}, "status": {}}
+    out = await r.check_registry("ModelRegistry", reg)
+    ready = out.status_patch["conditions"][0]
+    assert (ready["status"], ready["reason"], ready["observedGeneration"]) == ("True", "Connected", 3)
+    assert out.error is None
+    reg["status"] = out.status_patch
+    assert (await r.check_registry("ModelRegistry", reg)).status_patch == {}  # nothing changed: no write
+    backend.fail = Recoverable("HTTP 503", retry_after=2)
+    down = await r.check_registry("ModelRegistry", reg)
+    assert down.status_patch["conditions"][0]["status"] == "False" and isinstance(down.error, Retry)
+    backend.fail = Terminal("no such model center", reason="RegistryMisconfigured")
+    bad = await r.check_registry("ModelRegistry", reg)
+    assert bad.status_patch["conditions"][0]["reason"] == "RegistryMisconfigured" and bad.error is None

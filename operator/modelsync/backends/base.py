@@ -192,5 +192,11 @@ class Backend(abc.ABC):
     async def delete(self, res: Resource) -> None:
         """Remove the object; "not found" is success."""
 
+    @abc.abstractmethod
+    async def check(self) -> str:
+        """Prove the registry is usable: reachable, credentials accepted, settings
+        (model center, workspace, namespace) present. Returns what was proven, in
+        words, for the registry's Ready condition; raises a BackendError otherwise."""
+
     async def aclose(self) -> None:
         """Release connections. The core calls it when it drops the instance."""

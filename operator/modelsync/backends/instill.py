@@ -413,6 +413,15 @@ class InstillBackend(Backend):
             client, self._http = self._http, None
             await client.aclose()
 
+    async def check(self) -> str:
+        resp = await self._send("GET", self._path(), "list models", params={"pageSize": "1"})
+        if resp.status_code == 404:
+            raise Terminal(self._scrub(f"Instill namespace {self.namespace} not found (spec.instill.namespace)"),
+                           reason="RegistryMisconfigured")
+        if resp.status_code >= 300:
+            raise self._error(resp, "list models")
+        return f"token accepted; namespace {self.namespace} reachable"
+
     def _path(self, model_id: str | None = None) -> str:
         base = f"{API_PREFIX}/namespaces/{quote(self.namespace, safe='')}/models"
         return base if model_id is None else f"{base}/{quote(model_id, safe='')}"

@@ -592,6 +592,16 @@ class NemoBackend(Backend):
             return
         raise self._fail(resp, what)
 
+    async def check(self) -> str:
+        resp = await self._request("GET", self._models_path(), "list models", params={"page_size": 1})
+        if resp.status_code == 404:
+            raise Terminal(self._safe(f"NeMo workspace {self.workspace} not found (spec.nemo.workspace)"),
+                           reason="RegistryMisconfigured")
+        if resp.status_code >= 300:
+            raise self._fail(resp, "list models")
+        auth = "with the Secret's token" if self.conn.credentials.get("token") else "without a token"
+        return f"workspace {self.workspace} reachable {auth}"
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:

@@ -442,5 +442,18 @@ class ZStackBackend(Backend):
                 return
             raise self._classify(exc, "delete") from None
 
+    async def check(self) -> str:
+        center = self.conn.settings.get("modelCenterUuid")
+        try:
+            reply = await self._send("GET", f"{API}/ai/model-centers/{center}")
+        except _ZStackError as exc:
+            raise self._classify(exc, "model center lookup") from None
+        found = reply.get("inventories") or []
+        if not found:
+            raise Terminal(f"ZStack has no model center {center} (spec.zstack.modelCenterUuid); "
+                           "GET /zstack/v1/ai/model-centers lists them", reason="RegistryMisconfigured")
+        return (f"logged in as {self.conn.credentials.get('accountName')}; "
+                f"model center {found[0].get('name') or ''} ({center}) found")
+
     async def aclose(self) -> None:
         await self._client.aclose()

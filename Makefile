@@ -4,7 +4,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv controlplane test unit integration demo crds image clean
+.PHONY: help venv controlplane test unit integration demo crds bench clean
 
 help:
 	@echo "make demo   local control plane + ZStack simulator + operator + examples, then their synced status"
@@ -39,8 +39,8 @@ demo: venv controlplane
 crds: venv
 	$(PYTHON) -m modelsync.crdgen crds/
 
-image:
-	bash tools/image/build.sh
+bench: venv controlplane
+	$(PYTHON) bench/sync_throughput.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

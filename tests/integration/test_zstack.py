@@ -1,6 +1,7 @@
 """ZStack end to end: the real apiserver, the operator as a process, the ZStack simulator."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Iterator
 
@@ -95,7 +96,7 @@ def k8s_table(k8s: K8s, ns: str) -> str:
 
     return subprocess.run([str(ensure_binaries() / "kubectl"), "get", "models", "-n", ns],
                           capture_output=True, text=True, check=True,
-                          env={"KUBECONFIG": k8s.kubeconfig_path}).stdout
+                          env={**os.environ, "KUBECONFIG": k8s.kubeconfig_path}).stdout
 
 
 def test_update_sends_only_changed_fields(k8s: K8s, zns: str, zsim: Sim) -> None:

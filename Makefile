@@ -4,7 +4,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv controlplane test unit integration demo crds bench clean
+.PHONY: help venv controlplane test lint unit integration demo crds bench clean
 
 help:
 	@echo "make demo   local control plane + ZStack simulator + operator + examples, then their synced status"
@@ -24,8 +24,11 @@ venv: $(VENV)/.installed
 controlplane:
 	@bash tools/controlplane/build.sh >/dev/null
 
-test: venv controlplane
+test: venv controlplane lint
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests tools bench
 
 unit: venv
 	$(PYTHON) -m pytest -q tests/unit $(PYTEST_ARGS)

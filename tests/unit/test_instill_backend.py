@@ -33,9 +33,9 @@ from modelsync.backends.instill import (
     marker_line,
     marker_owner,
     model_id_for,
-    parse_retry_after,
     validate_desired,
 )
+from modelsync.backends.base import retry_after_seconds
 from modelsync.simulators.instill import create_app
 from modelsync.simulators.server import serve_in_thread
 
@@ -297,13 +297,13 @@ def test_diff_table(observed_changes: dict[str, Any], expected: tuple[str, ...])
 
 
 def test_retry_after_parsing() -> None:
-    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after("1.5") == 1.5
-    assert parse_retry_after("Wed, 01 Jan 2025 12:00:30 GMT", now=now) == 30.0
-    assert parse_retry_after("Wed, 01 Jan 2025 11:00:00 GMT", now=now) == 0.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
+    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("1.5") == 1.5
+    assert retry_after_seconds("Wed, 01 Jan 2025 12:00:30 GMT", now=now) == 30.0
+    assert retry_after_seconds("Wed, 01 Jan 2025 11:00:00 GMT", now=now) == 0.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
 
 
 def test_fields_from_details() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from modelsync.api import ModelSpec, NemoModelSection
 from modelsync.backends import backend_class, make_backend
-from modelsync.backends import nemo
+from modelsync.backends import base, nemo
 from modelsync.backends.base import (
     CredentialsRejected,
     NameTaken,
@@ -210,13 +210,13 @@ def test_diff_entity_table(desired: dict[str, Any], entity: dict[str, Any], diff
 
 
 def test_retry_after_parsing() -> None:
-    assert nemo.retry_after_seconds("7") == 7.0
-    assert nemo.retry_after_seconds("1.5") == 1.5
-    assert nemo.retry_after_seconds(None) is None and nemo.retry_after_seconds("soon") is None
+    assert base.retry_after_seconds("7") == 7.0
+    assert base.retry_after_seconds("1.5") == 1.5
+    assert base.retry_after_seconds(None) is None and base.retry_after_seconds("soon") is None
     now = time.time()
     date = email.utils.formatdate(now + 30, usegmt=True)
-    assert 28 <= nemo.retry_after_seconds(date, now=now) <= 31  # type: ignore[operator]
-    assert nemo.retry_after_seconds(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
+    assert 28 <= base.retry_after_seconds(date, now=now) <= 31  # type: ignore[operator]
+    assert base.retry_after_seconds(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
 
 
 def test_inventory_masks_api_key() -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from modelsync import api
 from modelsync.backends import zstack
-from modelsync.backends.base import RegistryConnection, Resource, Terminal
+from modelsync.backends.base import RegistryConnection, Resource, Terminal, retry_after_seconds
 
 CONN = RegistryConnection(key="ModelRegistry/ml/z", name="z", kind="ModelRegistry", backend="zstack",
                           endpoint="http://z", credentials={"accountName": "a", "password": "p"},
@@ -144,4 +144,4 @@ def test_service_required_fields_named() -> None:
 
 @pytest.mark.parametrize("value,expected", [("3", 3.0), ("0.5", 0.5), (None, None), ("soon", None)])
 def test_retry_after(value: str | None, expected: float | None) -> None:
-    assert zstack.retry_after_seconds(value) == expected
+    assert retry_after_seconds(value) == expected

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import email.utils
+import ssl
+import time
 import uuid
 from typing import Any, ClassVar, Literal, Mapping
 
@@ -40,6 +43,33 @@ def deterministic_id(*parts: str) -> uuid.UUID:
     key keeps two registries on one server apart.
     """
     return uuid.uuid5(ID_NAMESPACE, "/".join(parts))
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """An HTTP ``Retry-After`` as seconds: delta-seconds or an HTTP date (None if absent or unreadable)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def tls_verify(conn: "RegistryConnection") -> bool | ssl.SSLContext:
+    """httpx's ``verify`` for a registry: on by default, the registry's CA bundle when given."""
+    if conn.insecure_skip_verify:
+        return False
+    if conn.ca_pem:
+        return ssl.create_default_context(cadata=conn.ca_pem)
+    return True
 
 
 @dataclasses.dataclass(frozen=True)

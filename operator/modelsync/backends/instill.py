@@ -54,12 +54,9 @@ them). The rule here:
 """
 from __future__ import annotations
 
-import email.utils
 import logging
 import re
-import ssl
 import typing
-from datetime import datetime, timezone
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -78,6 +75,8 @@ from .base import (
     Terminal,
     Unsupported,
     deterministic_id,
+    retry_after_seconds,
+    tls_verify,
 )
 
 log = logging.getLogger(__name__)
@@ -322,26 +321,6 @@ def inventory_of(model: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in model.items() if k not in INVENTORY_OMIT}
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
-
-
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
@@ -394,15 +373,10 @@ class InstillBackend(Backend):
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            verify: bool | ssl.SSLContext = True
-            if self.conn.insecure_skip_verify:
-                verify = False
-            elif self.conn.ca_pem:
-                verify = ssl.create_default_context(cadata=self.conn.ca_pem)
             self._http = httpx.AsyncClient(
                 base_url=self.conn.endpoint.rstrip("/"),
                 timeout=self.conn.timeout,
-                verify=verify,
+                verify=tls_verify(self.conn),
                 transport=self._transport,
                 headers={"Accept": "application/json", "User-Agent": "modelsync"},
             )
@@ -466,7 +440,7 @@ class InstillBackend(Backend):
                 f"(HTTP {status}: {message}); check the token and its access to namespace {self.namespace}"
             ))
         if status == 429 or status >= 500 or status == 408:
-            return Recoverable(text, retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+            return Recoverable(text, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
         return Terminal(text, fields=fields_from_details(details))
 
     def _model_from(self, resp: httpx.Response, what: str) -> dict[str, Any]:

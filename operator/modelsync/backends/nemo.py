@@ -20,11 +20,7 @@ kind-specific methods raise :class:`Unsupported` for anything else.
 """
 from __future__ import annotations
 
-import email.utils
-import hashlib
 import re
-import ssl
-import time
 import urllib.parse
 from typing import Any, Iterable, Mapping
 
@@ -43,6 +39,8 @@ from .base import (
     Terminal,
     Unsupported,
     deterministic_id,
+    retry_after_seconds,
+    tls_verify,
 )
 
 API_PREFIX = "/apis/models/v2/workspaces"
@@ -355,24 +353,6 @@ def inventory_of(entity: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- errors
 
 
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
 def _detail(resp: httpx.Response) -> tuple[str, tuple[str, ...]]:
     """The error's text and, for FastAPI validation errors, the fields it names."""
     try:
@@ -417,11 +397,6 @@ class NemoBackend(Backend):
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            verify: bool | ssl.SSLContext = True
-            if self.conn.insecure_skip_verify:
-                verify = False
-            elif self.conn.ca_pem:
-                verify = ssl.create_default_context(cadata=self.conn.ca_pem)
             headers = {"Accept": "application/json"}
             token = self.conn.credentials.get("token")
             if token:
@@ -429,7 +404,7 @@ class NemoBackend(Backend):
             self._client = httpx.AsyncClient(
                 base_url=self.conn.endpoint.rstrip("/"),
                 timeout=httpx.Timeout(self.conn.timeout),
-                verify=verify,
+                verify=tls_verify(self.conn),
                 headers=headers,
                 follow_redirects=False,
             )

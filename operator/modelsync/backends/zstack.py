@@ -25,10 +25,8 @@ version or pipeline tag, though the inventory shows them: they travel as
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import shlex
-import ssl
 import time
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -39,7 +37,7 @@ from .. import api
 from ..redact import scrub
 from .base import (
     Backend, CredentialsRejected, Observation, Recoverable, RegistryConnection, Resource, Terminal,
-    deterministic_id,
+    deterministic_id, retry_after_seconds, tls_verify,
 )
 
 API = "/zstack/v1"
@@ -239,21 +237,6 @@ def owner_tag(res: Resource) -> str:
     return f"modelsync.io/owner::{res.namespace}/{res.name}"
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: a number, or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 # ---------------------------------------------------------------- the client
 
 
@@ -280,12 +263,8 @@ class ZStackBackend(Backend):
 
     def __init__(self, conn: RegistryConnection) -> None:
         super().__init__(conn)
-        verify: ssl.SSLContext | bool = True
-        if conn.insecure_skip_verify:
-            verify = False
-        elif conn.ca_pem:
-            verify = ssl.create_default_context(cadata=conn.ca_pem)
-        self._client = httpx.AsyncClient(base_url=conn.endpoint.rstrip("/"), timeout=conn.timeout, verify=verify)
+        self._client = httpx.AsyncClient(base_url=conn.endpoint.rstrip("/"), timeout=conn.timeout,
+                                         verify=tls_verify(conn))
         self._session: str | None = None
         self._login_lock = asyncio.Lock()
         self.poll_interval = 0.2

@@ -36,6 +36,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.lastHandledConfiguration")
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.level = logging.WARNING
+    settings.posting.loggers = True  # kopf >= 1.45 posts log records as Events only when asked
+    settings.posting.reporting_component = "modelsync"
+    settings.posting.event_name_prefix = "modelsync-"
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     load_config()

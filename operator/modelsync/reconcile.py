@@ -112,7 +112,9 @@ class BackendPool:
                               reason="RegistryInvalid") from None
         reg_ns = namespace if ref.kind == "ModelRegistry" else None
         credentials: dict[str, str] = {}
-        versions = [str(obj.get("metadata", {}).get("resourceVersion"))]
+        # generation, not resourceVersion: the registry's own status writes (its Ready
+        # condition) must not rebuild the backend and abort requests in flight
+        versions = [f"generation:{obj.get('metadata', {}).get('generation')}"]
         if spec.credentialsSecretRef:
             sref = spec.credentialsSecretRef
             sns = reg_ns or sref.namespace or "default"
@@ -254,6 +256,9 @@ class Reconciler:
                                   f"(differs: {', '.join(obs.diff) or 'missing'}); will look again")
         except BackendError as exc:
             message = scrub(exc.message)
+            unnamed = [f for f in getattr(exc, "fields", ()) if f not in message]
+            if unnamed:
+                message = f"{message} (field: {', '.join(unnamed)})"
             entry = {**base, **previous, "synced": False, "reason": exc.reason, "message": message,
                      "observedGeneration": generation}
             return _RegistryResult(entry, None, exc)

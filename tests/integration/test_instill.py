@@ -1,0 +1,464 @@
+"""Instill AI end to end: the real apiserver (with the CRD's CEL rules), the operator as a
+process, the Instill simulator in-process."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+from kubernetes.client.rest import ApiException
+
+from modelsync.api import GROUP, VERSION
+from modelsync.backends.base import deterministic_id
+from modelsync.testing import K8s, OperatorProcess
+from modelsync.testing.k8s import PLURALS, condition
+
+from .conftest import RESYNC_SECONDS, Sim, model, service, start_sim
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "instill_sk_local"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+MODELS = "/v1alpha/namespaces/local/models"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "instill"
+
+INST = {
+    "modelDefinition": "model-definitions/container",
+    "configuration": {"image": "registry.example.com/llama-3.1-8b-instruct:v1"},
+    "task": "TASK_CHAT",
+    "region": "REGION_GCP_EUROPE_WEST4",
+    "hardware": "CPU",
+}
+#: what the simulator leaves out of status (large or echoed fields), as the backend does
+INVENTORY_OMIT = {"readme", "profileImage", "inputSchema", "outputSchema"}
+
+
+# ---------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture(scope="module")
+def isim() -> Iterator[Sim]:
+    yield from start_sim("instill")
+
+
+def registry(k8s: K8s, ns: str, sim: Sim, name: str = "instill", token: str = TOKEN) -> None:
+    k8s.secret(f"{name}-token", ns, {"token": token})
+    k8s.create({"kind": "ModelRegistry", "metadata": {"name": name}, "spec": {
+        "backend": "instill", "endpoint": sim.url, "credentialsSecretRef": {"name": f"{name}-token"},
+        "instill": {"namespace": "local"}, "requestTimeout": "10s"}}, ns)
+
+
+def delete_all(k8s: K8s, ns: str) -> None:
+    """Namespaces never finish terminating here (no controller-manager), so the test's
+    objects would keep being resynced and rechecked against the shared simulator."""
+    for kind in ("Model", "ModelService", "ModelRegistry"):
+        for obj in k8s.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURALS[kind])["items"]:
+            k8s.delete(kind, obj["metadata"]["name"], ns)
+
+
+@pytest.fixture
+def fresh(k8s: K8s, ns: str, isim: Sim, operator: OperatorProcess) -> Iterator[str]:
+    """A namespace and an empty simulator (no models, no faults, empty journal)."""
+    isim.reset()
+    yield ns
+    delete_all(k8s, ns)
+
+
+def settled(k8s: K8s, ns: str, name: str = "instill") -> None:
+    """Wait until the registry is Ready and its object stops changing.
+
+    The operator's backend pool keys its clients on the registry's resourceVersion, so
+    the status writes of the registry's own check rebuild the backend and abort whatever
+    request is in flight then (a spurious ReadError and retry). Tests that count requests
+    or hold one in the simulator start after that has settled.
+    """
+    k8s.wait_condition("ModelRegistry", name, ns, "Ready")
+    last, deadline = None, time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rv = k8s.get("ModelRegistry", name, ns)["metadata"]["resourceVersion"]
+        if rv == last:
+            return
+        last = rv
+        time.sleep(1)
+    raise TimeoutError(f"ModelRegistry {ns}/{name} kept changing")
+
+
+@pytest.fixture
+def ins(k8s: K8s, fresh: str, isim: Sim) -> str:
+    """``fresh`` plus ModelRegistry ``instill`` on the simulator with the right token, settled."""
+    registry(k8s, fresh, isim)
+    settled(k8s, fresh)
+    return fresh
+
+
+def stored(sim: Sim) -> dict[str, dict[str, Any]]:
+    """The simulator's models in namespace local, by id (full view)."""
+    state = sim.app["instill"]
+    return {mid: dict(m) for (n, mid), m in list(state.models.items()) if n == "local"}
+
+
+def posts(sim: Sim, model_id: str) -> list[dict[str, Any]]:
+    return [e for e in sim.journal() if e["method"] == "POST" and e["path"] == MODELS
+            and isinstance(e["body"], dict) and e["body"].get("id") == model_id]
+
+
+def writes(sim: Sim, model_id: str) -> list[dict[str, Any]]:
+    """Every write that concerns ``model_id``: creates naming it and writes to its URL."""
+    return posts(sim, model_id) + sim.writes(f"{MODELS}/{model_id}")
+
+
+def owner(uid: str, ns: str, reg: str = "instill") -> str:
+    return str(deterministic_id(uid, f"ModelRegistry/{ns}/{reg}"))
+
+
+def marker(uid: str, ns: str, name: str, reg: str = "instill") -> str:
+    return f"<!-- managed-by: modelsync.io; owner: {owner(uid, ns, reg)}; resource: Model {ns}/{name} -->"
+
+
+def synced_at(k8s: K8s, name: str, ns: str, generation: int, timeout: float = 60) -> dict[str, Any]:
+    return k8s.wait("Model", name, ns, lambda o: o["status"].get("observedGeneration") == generation
+                    and condition(o, "Ready").get("status") == "True", timeout, what=f"generation {generation} synced")
+
+
+def failed(k8s: K8s, name: str, ns: str, reason: str, kind: str = "Model", timeout: float = 60) -> dict[str, Any]:
+    return k8s.wait(kind, name, ns, lambda o: condition(o, "Synced").get("status") == "False"
+                    and condition(o, "Synced").get("reason") == reason
+                    and condition(o, "Synced").get("observedGeneration") == o["metadata"]["generation"],
+                    timeout, what=f"Synced=False/{reason}")
+
+
+def sim_create(sim: Sim, model_id: str, **fields: Any) -> dict[str, Any]:
+    """Create a model through the simulator's own API, as another Instill user would."""
+    body = {"id": model_id, "visibility": "VISIBILITY_PRIVATE", **INST, **fields}
+    resp = sim.http.post(MODELS, json=body, headers=AUTH)
+    assert resp.status_code == 201, resp.text
+    return resp.json()["model"]
+
+
+def api_message(exc: ApiException) -> str:
+    return str(json.loads(exc.body)["message"])
+
+
+# ---------------------------------------------------------------- create, update, resync
+
+
+def test_model_created_with_inventory_in_status(k8s: K8s, ins: str, isim: Sim) -> None:
+    obj = k8s.create(model("llama", ["instill"], description="Llama 3.1 8B instruct", license="llama3.1",
+                           readme="# Llama 3.1 8B\n", instill=INST), ins)
+    uid = obj["metadata"]["uid"]
+    mdl = k8s.wait_condition("Model", "llama", ins, "Ready")
+    assert condition(mdl, "Synced")["status"] == "True"
+    entry = mdl["status"]["registries"][0]
+    assert entry["synced"] and entry["backend"] == "instill" and entry["reason"] == "Synced"
+
+    # the id rule: ms-<name>-<first 8 hex of uuid5(uid, registry key)>
+    model_id = f"ms-llama-{deterministic_id(uid, f'ModelRegistry/{ins}/instill').hex[:8]}"
+    assert entry["externalId"] == model_id
+    models = stored(isim)
+    assert list(models) == [model_id]
+    sim_model = models[model_id]
+
+    # status carries Instill's own object, as stored (minus the large fields)
+    inv = entry["inventory"]
+    assert inv == {k: v for k, v in sim_model.items() if k not in INVENTORY_OMIT}
+    assert inv["id"] == model_id and inv["name"] == f"namespaces/local/models/{model_id}"
+    assert inv["uid"] == sim_model["uid"]
+    assert inv["configuration"] == INST["configuration"]  # read with view=VIEW_FULL
+    assert (inv["modelDefinition"], inv["task"], inv["region"], inv["hardware"], inv["visibility"]) == (
+        "model-definitions/container", "TASK_CHAT", "REGION_GCP_EUROPE_WEST4", "CPU", "VISIBILITY_PRIVATE")
+    assert inv["description"] == "Llama 3.1 8B instruct" and inv["license"] == "llama3.1"
+    # the ownership marker trails the user's readme
+    assert sim_model["readme"] == f"# Llama 3.1 8B\n\n{marker(uid, ins, 'llama')}"
+    assert "readme" not in inv
+
+    assert len(posts(isim, model_id)) == 1
+    reasons = [e.reason for e in k8s.events(ins, "llama")]
+    assert "Created" in reasons, reasons
+
+
+def test_update_sends_only_changed_mutable_fields(k8s: K8s, ins: str, isim: Sim) -> None:
+    obj = k8s.create(model("upd", ["instill"], description="v1", readme="# Upd\n", instill=INST), ins)
+    uid = obj["metadata"]["uid"]
+    model_id = k8s.wait_condition("Model", "upd", ins, "Ready")["status"]["registries"][0]["externalId"]
+    isim.clear_journal()
+    k8s.patch("Model", "upd", ins, {"spec": {"description": "v2, now on GPU", "readme": "# Upd\nServed on an L4.",
+                                             "instill": {"hardware": "NVIDIA_L4"}}})
+    mdl = synced_at(k8s, "upd", ins, 2)
+
+    changed = writes(isim, model_id)
+    assert len(changed) == 1, changed
+    assert changed[0]["method"] == "PATCH" and changed[0]["path"] == f"{MODELS}/{model_id}"
+    body = changed[0]["body"]
+    # only what changed: the update mask is the body; never an immutable field
+    assert set(body) == {"description", "hardware", "readme"}, body
+    assert body["description"] == "v2, now on GPU" and body["hardware"] == "NVIDIA_L4"
+    assert body["readme"] == f"# Upd\nServed on an L4.\n\n{marker(uid, ins, 'upd')}"
+    assert not [e for e in isim.journal() if isinstance(e["body"], dict) and "configuration" in e["body"]]
+
+    inv = mdl["status"]["registries"][0]["inventory"]
+    assert inv["description"] == "v2, now on GPU" and inv["hardware"] == "NVIDIA_L4"
+    assert stored(isim)[model_id]["hardware"] == "NVIDIA_L4"
+    assert inv["configuration"] == INST["configuration"] and inv["task"] == "TASK_CHAT"
+
+
+def test_unchanged_resync_writes_nothing(k8s: K8s, ins: str, isim: Sim) -> None:
+    k8s.create(model("calm", ["instill"], description="steady", instill=INST), ins)
+    k8s.wait_condition("Model", "calm", ins, "Ready")
+    time.sleep(1)  # let the create's own follow-ups (diff-base, event) settle
+    before = k8s.get("Model", "calm", ins)
+    model_id = before["status"]["registries"][0]["externalId"]
+    isim.clear_journal()
+    time.sleep(RESYNC_SECONDS * 4)  # several resync timers fire
+    journal = isim.journal()
+    reads = [e for e in journal if e["method"] == "GET" and e["path"] == f"{MODELS}/{model_id}"]
+    assert len(reads) >= 2, "the resyncs did not look at the registry"
+    assert [e for e in journal if e["method"] not in ("GET", "HEAD")] == []
+    after = k8s.get("Model", "calm", ins)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def test_lost_create_response_leaves_one_model(k8s: K8s, ins: str, isim: Sim) -> None:
+    isim.faults(lose_next=1, match=f"POST {MODELS}")
+    k8s.create(model("lost", ["instill"], instill=INST), ins)
+    mdl = k8s.wait_condition("Model", "lost", ins, "Ready", timeout=90)
+    model_id = mdl["status"]["registries"][0]["externalId"]
+    assert list(stored(isim)) == [model_id]
+    # the one POST did reach Instill (its reply was dropped); the retry found the model, ours
+    assert len(posts(isim, model_id)) == 1
+    assert isim.app["faults"].lose_next == 0
+
+
+# ---------------------------------------------------------------- immutable fields: the CEL rule
+
+
+def test_immutable_fields_rejected_by_apiserver_once_created(k8s: K8s, ins: str, isim: Sim) -> None:
+    k8s.create(model("fixed", ["instill"], instill=INST), ins)
+    created = k8s.wait_condition("Model", "fixed", ins, "Ready")
+    model_id = created["status"]["registries"][0]["externalId"]
+    isim.clear_journal()
+
+    for field, value in (("task", "TASK_COMPLETION"),
+                         ("configuration", {"image": "registry.example.com/other:v2"}),
+                         ("region", "REGION_LOCAL"), ("modelDefinition", "model-definitions/vllm"),
+                         ("id", "another-id")):
+        with pytest.raises(ApiException) as info:
+            k8s.patch("Model", "fixed", ins, {"spec": {"instill": {field: value}}})
+        assert info.value.status == 422, info.value.body
+        message = api_message(info.value)
+        assert f"spec.instill.{field} cannot change after the model is created in Instill" in message, message
+        assert "create a new Model" in message
+
+    # nothing was admitted, so nothing reached Instill
+    obj = k8s.get("Model", "fixed", ins)
+    assert obj["metadata"]["generation"] == created["metadata"]["generation"]
+    assert obj["spec"]["instill"] == {**INST, "visibility": "VISIBILITY_PRIVATE"}
+    assert writes(isim, model_id) == []
+    # the mutable fields of the same section still change
+    k8s.patch("Model", "fixed", ins, {"spec": {"instill": {"hardware": "NVIDIA_A100"}}})
+    synced_at(k8s, "fixed", ins, created["metadata"]["generation"] + 1)
+
+
+def test_immutable_fields_editable_before_creation(k8s: K8s, fresh: str, isim: Sim) -> None:
+    """The rule is tied to creation: while no Instill registry has an externalId in status,
+    the same edits are admitted, and the model is created with the edited values."""
+    k8s.create(model("early", ["instill-late"], instill=INST), fresh)
+    obj = k8s.wait("Model", "early", fresh, lambda o: any(
+        e.get("reason") == "RegistryNotFound" for e in (o.get("status") or {}).get("registries") or []),
+        what="RegistryNotFound")
+    assert not obj["status"]["registries"][0].get("externalId")
+    k8s.patch("Model", "early", fresh, {"spec": {"instill": {"task": "TASK_COMPLETION"}}})
+    k8s.patch("Model", "early", fresh, {"spec": {"instill": {"configuration": {"image": "registry.example.com/v2"}}}})
+    assert k8s.get("Model", "early", fresh)["metadata"]["generation"] == 3
+
+    registry(k8s, fresh, isim, name="instill-late")
+    mdl = k8s.wait_condition("Model", "early", fresh, "Ready", timeout=90)
+    model_id = mdl["status"]["registries"][0]["externalId"]
+    sim_model = stored(isim)[model_id]
+    assert sim_model["task"] == "TASK_COMPLETION"
+    assert sim_model["configuration"] == {"image": "registry.example.com/v2"}
+    # and now that it exists, the same kind of edit is refused
+    with pytest.raises(ApiException) as info:
+        k8s.patch("Model", "early", fresh, {"spec": {"instill": {"task": "TASK_CHAT"}}})
+    assert info.value.status == 422
+    assert "spec.instill.task cannot change after the model is created in Instill" in api_message(info.value)
+
+
+# ---------------------------------------------------------------- errors → conditions
+
+
+def test_spec_rejected_by_instill_is_terminal_until_fixed(k8s: K8s, ins: str, isim: Sim) -> None:
+    # the CRD admits any modelDefinition name; this Instill knows only model-definitions/container
+    k8s.create(model("hf", ["instill"], instill={**INST, "modelDefinition": "model-definitions/huggingface"}), ins)
+    obj = failed(k8s, "hf", ins, "InvalidSpec")
+    synced = condition(obj, "Synced")
+    assert "HTTP 400" in synced["message"]
+    assert "model definition huggingface is not supported" in synced["message"]
+    assert condition(obj, "Ready")["status"] == "False"
+    entry = obj["status"]["registries"][0]
+    assert entry["reason"] == "InvalidSpec" and not entry.get("externalId")
+    model_id = next(e["body"]["id"] for e in isim.journal() if e["method"] == "POST")
+    assert model_id.startswith("ms-hf-")
+    assert len(posts(isim, model_id)) == 1
+
+    time.sleep(RESYNC_SECONDS * 3)  # resyncs do not call Instill again for a rejected spec
+    assert len(posts(isim, model_id)) == 1
+    assert stored(isim) == {}
+
+    k8s.patch("Model", "hf", ins, {"spec": {"instill": {"modelDefinition": "container"}}})
+    mdl = synced_at(k8s, "hf", ins, 2)
+    assert mdl["status"]["registries"][0]["externalId"] == model_id
+    assert stored(isim)[model_id]["modelDefinition"] == "model-definitions/container"
+
+
+def test_wrong_token_is_credentials_rejected_and_never_shown(
+        k8s: K8s, ins: str, isim: Sim, operator: OperatorProcess) -> None:
+    wrong = "ist-wrong-9c4e71b2d05a"  # not instill_sk_-shaped: only the Secret-value scrub can hide it
+    registry(k8s, ins, isim, name="instill-badtoken", token=wrong)
+    k8s.create(model("locked", ["instill-badtoken"], instill=INST), ins)
+    obj = failed(k8s, "locked", ins, "CredentialsRejected")
+    synced = condition(obj, "Synced")
+    assert "rejected the API token" in synced["message"] and "HTTP 401" in synced["message"]
+    assert condition(obj, "Ready")["status"] == "False"
+    entry = obj["status"]["registries"][0]
+    assert entry["reason"] == "CredentialsRejected" and not entry.get("externalId")
+    assert [e for e in isim.journal() if e["method"] == "GET" and e["path"].startswith(f"{MODELS}/ms-locked-")], \
+        "Instill was never asked"
+    assert stored(isim) == {}
+    # the registry itself reports the rejected token on its own Ready condition
+    reg = k8s.wait("ModelRegistry", "instill-badtoken", ins,
+                   lambda o: condition(o, "Ready").get("reason") == "CredentialsRejected", what="Ready=False")
+    assert condition(reg, "Ready")["status"] == "False"
+    time.sleep(RESYNC_SECONDS)  # let resyncs and rechecks log and post what they will
+    obj = k8s.get("Model", "locked", ins)
+    reg = k8s.get("ModelRegistry", "instill-badtoken", ins)
+    events = " ".join(f"{e.reason} {e.message}" for e in k8s.core.list_namespaced_event(ins).items)
+    log = operator.log()
+    assert "rejected the API token" in log  # the failure was logged, so the log check below looks at real text
+    for text in (json.dumps(obj), json.dumps(reg), events, log):
+        assert wrong not in text
+        assert TOKEN not in text
+
+
+def test_id_taken_by_foreign_model_is_name_taken(k8s: K8s, ins: str, isim: Sim) -> None:
+    foreign = sim_create(isim, "shared-llama", description="someone else's", readme="# not yours")
+    isim.clear_journal()
+    k8s.create(model("mine", ["instill"], description="mine", instill={**INST, "id": "shared-llama"}), ins)
+    obj = failed(k8s, "mine", ins, "NameTaken")
+    message = condition(obj, "Synced")["message"]
+    assert "local/shared-llama exists and is not managed by this resource" in message, message
+    assert "spec.instill.id" in message
+    time.sleep(RESYNC_SECONDS * 2)
+    # the other user's model is left exactly as it was, and no second one appeared
+    assert writes(isim, "shared-llama") == []
+    assert stored(isim) == {"shared-llama": foreign}
+
+
+def test_model_with_our_marker_is_adopted(k8s: K8s, fresh: str, isim: Sim) -> None:
+    """A model at the id that carries this resource's ownership marker (say, created before
+    a status was lost) is ours: adopted and brought in line, never created twice."""
+    obj = k8s.create(model("adopt", ["instill-late"], description="wanted", instill={**INST, "id": "adopt-me"}), fresh)
+    uid = obj["metadata"]["uid"]
+    before = sim_create(isim, "adopt-me", description="stale", readme=marker(uid, fresh, "adopt", "instill-late"))
+    isim.clear_journal()
+    registry(k8s, fresh, isim, name="instill-late")
+    mdl = k8s.wait_condition("Model", "adopt", fresh, "Ready", timeout=90)
+    entry = mdl["status"]["registries"][0]
+    assert entry["externalId"] == "adopt-me"
+    assert list(stored(isim)) == ["adopt-me"]
+    assert stored(isim)["adopt-me"]["uid"] == before["uid"] == entry["inventory"]["uid"]
+    assert posts(isim, "adopt-me") == []
+    patches = writes(isim, "adopt-me")
+    assert [(e["method"], e["body"]) for e in patches] == [("PATCH", {"description": "wanted"})]
+
+
+@pytest.mark.parametrize("ours", [False, True], ids=["foreign", "ours"])
+def test_create_conflict_409_adopts_ours_refuses_foreign(
+        k8s: K8s, ins: str, isim: Sim, operator: OperatorProcess, ours: bool) -> None:
+    """The model appears between the operator's read and its create, so the POST gets 409:
+    the backend reads the model and adopts it only if it carries our marker."""
+    model_id = "race-ours" if ours else "race-foreign"
+    hold = 3.0
+    isim.faults(latency=hold, match=f"POST {MODELS}")  # hold the operator's POST in the simulator
+    obj = k8s.create(model("racer", ["instill"], instill={**INST, "id": model_id}), ins)
+    deadline = time.monotonic() + 30
+    while not posts(isim, model_id):
+        assert time.monotonic() < deadline, "the operator never sent its create"
+        time.sleep(0.05)
+    held_until = time.monotonic() + hold
+    isim.faults(latency=0)  # our own create goes through at once, ahead of the held one
+    readme = marker(obj["metadata"]["uid"], ins, "racer") if ours else "# someone else's"
+    first = sim_create(isim, model_id, readme=readme)
+
+    if ours:
+        mdl = k8s.wait_condition("Model", "racer", ins, "Ready")
+        assert mdl["status"]["registries"][0]["externalId"] == model_id
+        assert mdl["status"]["registries"][0]["inventory"]["uid"] == first["uid"]
+    else:
+        mdl = failed(k8s, "racer", ins, "NameTaken")
+        assert f"local/{model_id} exists and is not managed by this resource" in condition(mdl, "Synced")["message"]
+    time.sleep(max(0.0, held_until - time.monotonic()) + 0.5)  # the held request is answered by now
+    assert list(stored(isim)) == [model_id]
+    assert stored(isim)[model_id]["uid"] == first["uid"]
+    # two creates (the test's and the operator's, answered 409), and the operator wrote nothing else
+    assert len(posts(isim, model_id)) == 2
+    assert isim.writes(f"{MODELS}/{model_id}") == []
+    # decided on the 409 itself: one attempt, no transport error and retry
+    log = operator.log()
+    assert not [line for line in log.splitlines() if "failed temporarily" in line and f"local/{model_id}" in line]
+    if ours:
+        assert f"Instill model local/{model_id}: already exists and is ours; adopting it" in log
+
+
+def test_throttling_and_server_errors_back_off_and_recover(
+        k8s: K8s, ins: str, isim: Sim, operator: OperatorProcess) -> None:
+    isim.faults(fail_next=2, throttle_next=1, retry_after=1, match=f"POST {MODELS}")
+    k8s.create(model("flaky", ["instill"], instill=INST), ins)
+    mdl = k8s.wait_condition("Model", "flaky", ins, "Ready", timeout=120)
+    model_id = mdl["status"]["registries"][0]["externalId"]
+    assert len(posts(isim, model_id)) == 4  # 429, 503, 503, then the create
+    assert list(stored(isim)) == [model_id]
+    # each failure was retried as transient, with the registry's reply in words
+    retried = [line for line in operator.log().splitlines()
+               if "failed temporarily" in line and f"creating Instill model local/{model_id}" in line]
+    assert [("HTTP 429" in line, "HTTP 503" in line) for line in retried] == [(True, False), (False, True), (False, True)]
+
+
+def test_model_service_on_instill_is_unsupported(k8s: K8s, ins: str, isim: Sim) -> None:
+    k8s.create(service("vllm", ["instill"], description="vLLM server", framework="vLLM", ports=[8000]), ins)
+    obj = failed(k8s, "vllm", ins, "Unsupported", kind="ModelService")
+    message = condition(obj, "Synced")["message"]
+    assert "instill" in message.lower() and "no counterpart" in message, message
+    assert condition(obj, "Ready")["status"] == "False"
+    time.sleep(RESYNC_SECONDS * 2)
+    # Instill was never called for it (the registry's own check lists models; nothing else)
+    assert [(e["method"], e["path"]) for e in isim.journal() if (e["method"], e["path"]) != ("GET", MODELS)] == []
+
+
+# ---------------------------------------------------------------- examples
+
+
+def test_examples_admitted(k8s: K8s, fresh: str, isim: Sim) -> None:
+    docs = [d for f in sorted(EXAMPLES.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    assert {d["kind"] for d in docs} >= {"Secret", "ModelRegistry", "Model"}
+    models = []
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            k8s.core.create_namespaced_secret(fresh, doc)
+            continue
+        if doc["kind"] == "ModelRegistry":
+            assert doc["spec"]["endpoint"] == "http://127.0.0.1:8081"
+            doc["spec"]["endpoint"] = isim.url
+        k8s.create({k: v for k, v in doc.items() if k != "apiVersion"}, fresh)
+        if doc["kind"] == "Model":
+            models.append(doc)
+    assert models
+    for doc in models:
+        name = doc["metadata"]["name"]
+        mdl = k8s.wait_condition("Model", name, fresh, "Ready")
+        model_id = mdl["status"]["registries"][0]["externalId"]
+        sim_model = stored(isim)[model_id]
+        assert sim_model["task"] == doc["spec"]["instill"]["task"]
+        assert sim_model["configuration"] == doc["spec"]["instill"]["configuration"]

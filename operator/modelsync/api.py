@@ -554,6 +554,8 @@ class RegistryObjectStatus(_Schema):
     """The metadata.generation the status describes."""
     conditions: list[Condition] | None = None
     """Ready: the registry answered with the given credentials."""
+    kopf: dict[str, Any] | None = None
+    """The operator framework's progress bookkeeping (kept in status, not annotations)."""
 
 
 def _instill_immutable_root_rules() -> dict[str, Any]:

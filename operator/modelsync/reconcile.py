@@ -59,6 +59,17 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def without_nulls(value: Any) -> Any:
+    """``value`` as the apiserver stores it in status: object members that are null dropped.
+    Status built from a registry's record must compare equal to what was stored, or every
+    resync would send a status patch."""
+    if isinstance(value, Mapping):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 # ---------------------------------------------------------------- outcomes
 
 
@@ -112,9 +123,11 @@ class BackendPool:
                               reason="RegistryInvalid") from None
         reg_ns = namespace if ref.kind == "ModelRegistry" else None
         credentials: dict[str, str] = {}
-        # generation, not resourceVersion: the registry's own status writes (its Ready
-        # condition) must not rebuild the backend and abort requests in flight
-        versions = [f"generation:{obj.get('metadata', {}).get('generation')}"]
+        # uid and generation, not resourceVersion: the registry's own status writes (its Ready
+        # condition) must not rebuild the backend and abort requests in flight, and a registry
+        # deleted and recreated under the same name (generation 1 again) is another registry
+        meta = obj.get("metadata", {})
+        versions = [f"uid:{meta.get('uid')}", f"generation:{meta.get('generation')}"]
         if spec.credentialsSecretRef:
             sref = spec.credentialsSecretRef
             sns = reg_ns or sref.namespace or "default"
@@ -272,7 +285,7 @@ class Reconciler:
             **base, "backend": backend.name, "externalId": obs.external_id, "synced": True,
             "reason": "Synced", "message": f"in sync with {backend.name} registry {ref.name}",
             "lastSyncTime": now_rfc3339() if action or not previous.get("lastSyncTime") else previous["lastSyncTime"],
-            "observedGeneration": generation, "inventory": dict(obs.inventory or {}),
+            "observedGeneration": generation, "inventory": without_nulls(dict(obs.inventory or {})),
         }
         event = ("Normal", action[0], f"{action[1]} as {obs.external_id}") if action else None
         return _RegistryResult(entry, event, None)

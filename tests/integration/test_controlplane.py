@@ -46,10 +46,11 @@ def test_operator_rbac_is_enough_and_no_more(control_plane: ControlPlane) -> Non
     for verb, resource in [("watch", "models.modelsync.io"), ("patch", "models.modelsync.io"),
                            ("patch", "models.modelsync.io/status"), ("patch", "modelservices.modelsync.io/status"),
                            ("list", "modelregistries.modelsync.io"), ("get", "clustermodelregistries.modelsync.io"),
+                           ("patch", "modelregistries.modelsync.io/status"), ("patch", "modelregistries.modelsync.io"),
                            ("get", "secrets"), ("create", "events")]:
         assert can(verb, resource, "-A"), f"the operator cannot {verb} {resource}"
     for verb, resource in [("delete", "models.modelsync.io"), ("list", "secrets"), ("create", "secrets"),
-                           ("patch", "modelregistries.modelsync.io"), ("create", "pods")]:
+                           ("delete", "modelregistries.modelsync.io"), ("create", "pods")]:
         assert not can(verb, resource, "-A"), f"the operator should not {verb} {resource}"
 
 

@@ -4,12 +4,13 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv controlplane test lint unit integration demo crds bench clean
+.PHONY: help venv controlplane test lint unit integration demo crds bench image image-smoke clean
 
 help:
 	@echo "make demo   local control plane + ZStack simulator + operator + examples, then their synced status"
 	@echo "make test   everything the suite needs, then the whole suite"
 	@echo "make crds   regenerate crds/ from operator/modelsync/api.py"
+	@echo "make image  the operator image (modelsync:VERSION); make image-smoke runs it against the local control plane"
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -41,6 +42,14 @@ demo: venv controlplane
 
 crds: venv
 	$(PYTHON) -m modelsync.crdgen crds/
+
+# The operator image, without an image registry: debootstrap base + docker import, wheels from the host.
+image: venv
+	bash tools/image/ensure-docker.sh
+	bash tools/image/build.sh
+
+image-smoke: image controlplane
+	$(PYTHON) tools/image/smoke.py
 
 bench: venv controlplane
 	$(PYTHON) bench/sync_throughput.py $(BENCH_ARGS)

@@ -30,6 +30,7 @@ test: venv controlplane lint
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests tools bench
+	cd operator && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
 
 unit: venv
 	$(PYTHON) -m pytest -q tests/unit $(PYTEST_ARGS)

@@ -217,7 +217,7 @@ class Reconciler:
             spec = api.parse_spec(kind, body.get("spec") or {})
         except pydantic.ValidationError as exc:
             message = api.describe_validation_error(exc)
-            status = self._status(old_status, generation, [], Terminal(message))
+            status = self._status(old_status, generation, [], spec_error=Terminal(message))
             return Outcome(self._patch(old_status, status), [], Stop(message))
 
         results = await asyncio.gather(*[
@@ -226,7 +226,7 @@ class Reconciler:
         ])
         entries = [r.entry for r in results]
         errors = [r.error for r in results if r.error is not None]
-        status = self._status(old_status, generation, entries, errors[0] if len(errors) == 1 else None, errors)
+        status = self._status(old_status, generation, entries)
         events = [r.event for r in results if r.event]
         return Outcome(self._patch(old_status, status), events, self._decide(errors, attempt, entries))
 
@@ -272,15 +272,10 @@ class Reconciler:
             unnamed = [f for f in getattr(exc, "fields", ()) if f not in message]
             if unnamed:
                 message = f"{message} (field: {', '.join(unnamed)})"
-            entry = {**base, **previous, "synced": False, "reason": exc.reason, "message": message,
-                     "observedGeneration": generation}
-            return _RegistryResult(entry, None, exc)
+            return self._failed({**base, **previous}, generation, exc, message)
         except Exception as exc:  # a bug or an unexpected library error: retry, never leak
             message = scrub(f"unexpected {type(exc).__name__}: {exc}")
-            err = Recoverable(message, reason="ReconcileError")
-            entry = {**base, **previous, "synced": False, "reason": err.reason, "message": message,
-                     "observedGeneration": generation}
-            return _RegistryResult(entry, None, err)
+            return self._failed({**base, **previous}, generation, Recoverable(message, reason="ReconcileError"), message)
         entry = {
             **base, "backend": backend.name, "externalId": obs.external_id, "synced": True,
             "reason": "Synced", "message": f"in sync with {backend.name} registry {ref.name}",
@@ -289,6 +284,12 @@ class Reconciler:
         }
         event = ("Normal", action[0], f"{action[1]} as {obs.external_id}") if action else None
         return _RegistryResult(entry, event, None)
+
+    @staticmethod
+    def _failed(known: Mapping[str, Any], generation: int, err: BackendError, message: str) -> _RegistryResult:
+        """The entry for a registry that could not be synced: what was known before, plus why."""
+        entry = {**known, "synced": False, "reason": err.reason, "message": message, "observedGeneration": generation}
+        return _RegistryResult(entry, None, err)
 
     async def check_registry(self, kind: str, body: Mapping[str, Any]) -> Outcome:
         """A registry's own Ready condition: can ModelSync use it right now?"""
@@ -333,14 +334,14 @@ class Reconciler:
 
     def _status(
         self, old: Mapping[str, Any], generation: int, entries: Sequence[Mapping[str, Any]],
-        single: BackendError | None, errors: Sequence[BackendError] = (),
+        spec_error: BackendError | None = None,
     ) -> dict[str, Any]:
         total = len(entries)
         synced = sum(1 for e in entries if e.get("synced"))
         failures = [e for e in entries if not e.get("synced")]
-        if single is not None and not entries:  # the spec itself did not parse
-            synced_cond = ("False", single.reason, single.message)
-            ready_cond = ("False", single.reason, single.message)
+        if spec_error is not None:  # the spec itself did not parse
+            synced_cond = ("False", spec_error.reason, spec_error.message)
+            ready_cond = ("False", spec_error.reason, spec_error.message)
         elif not failures:
             synced_cond = ("True", "ReconcileSuccess", f"in sync with {synced} of {total} registries")
             ready_cond = ("True", "Synced", f"in sync with {synced} of {total} registries")

@@ -213,3 +213,14 @@ async def test_registry_check_sets_ready_and_retries_outages(backend: MemoryBack
     backend.fail = Terminal("no such model center", reason="RegistryMisconfigured")
     bad = await r.check_registry("ModelRegistry", reg)
     assert bad.status_patch["conditions"][0]["reason"] == "RegistryMisconfigured" and bad.error is None
+
+
+async def test_unparseable_spec_is_terminal_naming_the_field(backend: MemoryBackend) -> None:
+    b = body()
+    b["spec"] = {"registries": [], "gpu": {"recommendedCount": ["many"]}}
+    out = await Reconciler(reader=None, pool=Pool(backend)).reconcile("Model", b)  # type: ignore[arg-type]
+    assert isinstance(out.error, Stop)
+    assert "spec.registries" in out.error.message and "spec.gpu.recommendedCount[0]" in out.error.message
+    synced = {c["type"]: c for c in out.status_patch["conditions"]}["Synced"]
+    assert synced["status"] == "False" and synced["reason"] == "InvalidSpec"
+    assert backend.calls == []

@@ -91,3 +91,29 @@ def test_operator_works_with_only_its_cluster_role() -> None:
                 assert "Forbidden" not in op.log() and "403" not in op.log()
         finally:
             next(sims, None)
+
+
+def test_killed_owner_leaves_no_processes(tmp_path: Path) -> None:
+    """SIGTERM to the process that owns a control plane (a CI timeout, Ctrl-C in another
+    shell) must not leave etcd or kube-apiserver running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "hold.py"
+    script.write_text(
+        "import sys, time\n"
+        "from modelsync.testing import ControlPlane\n"
+        "cp = ControlPlane().start()\n"
+        "print(' '.join(str(p.pid) for p in cp._procs), flush=True)\n"
+        "time.sleep(300)\n")
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in owner.stdout.readline().split()]  # type: ignore[union-attr]
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    owner.send_signal(signal.SIGTERM)
+    owner.wait(10)
+    deadline = time.monotonic() + 20
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in pids)

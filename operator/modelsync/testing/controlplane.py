@@ -18,6 +18,7 @@ can be tested for real with a non-admin identity (:meth:`ControlPlane.user_kubec
 from __future__ import annotations
 
 import atexit
+import ctypes
 import datetime
 import ipaddress
 import os
@@ -38,6 +39,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 BIN_ENV = "MODELSYNC_CONTROLPLANE_BIN"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends SIGTERM when the parent dies, so etcd and
+    kube-apiserver never outlive a test process that was killed (SIGTERM skips ``finally``)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: stop() and atexit still apply
+        pass
 
 
 def _repo_root() -> Path | None:
@@ -259,7 +270,8 @@ class ControlPlane:
         assert self.workdir is not None
         log = open(self.workdir / f"{name}.log", "wb")
         self._logs.append(log)
-        self._procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        self._procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=_die_with_parent))
 
     def _write_pki(self) -> None:
         assert self.workdir is not None

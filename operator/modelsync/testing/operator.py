@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Mapping
 
+from .controlplane import _die_with_parent
+
 
 class OperatorProcess:
     """``python -m modelsync`` against ``kubeconfig``; its log goes to a file.
@@ -37,7 +39,8 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "modelsync", "--verbose", *self.args],
-                                     stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                     stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         log.close()
         return self
 

@@ -530,6 +530,9 @@ class RegistryStatus(_Schema):
     """When the registry was last brought in sync (RFC 3339)."""
     observedGeneration: int | None = None
     """The metadata.generation last synced to this registry."""
+    registryVersion: str | None = None
+    """Fingerprint of the registry object and Secret this entry was computed with: a spec the
+    registry rejected is tried again when the spec or this fingerprint changes."""
     inventory: dict[str, Any] | None = None
     """The registry's own record of the resource, as it returned it."""
 

@@ -156,17 +156,18 @@ class BackendPool:
         )
         return conn, hashlib.sha256("/".join(versions).encode()).hexdigest()
 
-    async def backend(self, ref: api.RegistryRef, namespace: str) -> Backend:
+    async def backend(self, ref: api.RegistryRef, namespace: str) -> tuple[Backend, str]:
+        """The backend for a registry, and the fingerprint of the registry and Secret it uses."""
         conn, fingerprint = await self.connection(ref, namespace)
         async with self._lock:
             cached = self._backends.get(conn.key)
             if cached and cached[0] == fingerprint:
-                return cached[1]
+                return cached[1], fingerprint
             if cached:
                 await cached[1].aclose()
             backend = make_backend(conn)
             self._backends[conn.key] = (fingerprint, backend)
-            return backend
+            return backend, fingerprint
 
     async def aclose(self) -> None:
         for _, backend in self._backends.values():
@@ -236,13 +237,16 @@ class Reconciler:
     ) -> _RegistryResult:
         namespace = meta.get("namespace", "")
         base = {"name": ref.name, "kind": ref.kind}
-        if old and old.get("reason") in TERMINAL_REASONS and old.get("observedGeneration") == generation:
-            # Rejected for this very spec already: calling again cannot help.
-            return _RegistryResult(dict(old), None, Terminal(old.get("message") or "", reason=old["reason"]))
         previous = {k: old[k] for k in ("backend", "externalId", "inventory", "lastSyncTime") if old and old.get(k) is not None}
         try:
-            backend = await self.pool.backend(ref, namespace)
+            backend, registry_version = await self.pool.backend(ref, namespace)
+            if (old and old.get("reason") in TERMINAL_REASONS and old.get("observedGeneration") == generation
+                    and old.get("registryVersion") == registry_version):
+                # Rejected for this very spec, by this very registry configuration: calling again
+                # cannot help. A new generation, or a changed registry or Secret, is tried again.
+                return _RegistryResult(dict(old), None, Terminal(old.get("message") or "", reason=old["reason"]))
             previous["backend"] = backend.name
+            previous["registryVersion"] = registry_version
             if not backend.supports(kind):
                 raise Unsupported(
                     f"{backend.name} registries have no counterpart for a {kind}; "
@@ -277,7 +281,8 @@ class Reconciler:
             message = scrub(f"unexpected {type(exc).__name__}: {exc}")
             return self._failed({**base, **previous}, generation, Recoverable(message, reason="ReconcileError"), message)
         entry = {
-            **base, "backend": backend.name, "externalId": obs.external_id, "synced": True,
+            **base, "backend": backend.name, "registryVersion": registry_version,
+            "externalId": obs.external_id, "synced": True,
             "reason": "Synced", "message": f"in sync with {backend.name} registry {ref.name}",
             "lastSyncTime": now_rfc3339() if action or not previous.get("lastSyncTime") else previous["lastSyncTime"],
             "observedGeneration": generation, "inventory": without_nulls(dict(obs.inventory or {})),
@@ -299,7 +304,7 @@ class Reconciler:
         ref = api.RegistryRef(name=meta["name"], kind=kind)  # type: ignore[arg-type]
         error: Retry | Stop | None = None
         try:
-            backend = await self.pool.backend(ref, meta.get("namespace", ""))
+            backend, _ = await self.pool.backend(ref, meta.get("namespace", ""))
             status, reason, message = "True", "Connected", await backend.check()
         except BackendError as exc:
             status, reason, message = "False", exc.reason, scrub(exc.message)

@@ -241,3 +241,20 @@ def test_registry_ready_condition(k8s: K8s, ns: str, zsim: Sim, operator: Operat
     missing = k8s.wait_condition("ModelRegistry", "nocenter", ns, "Ready", status="False")
     assert condition(missing, "Ready")["reason"] == "RegistryMisconfigured"
     assert "0" * 32 in condition(missing, "Ready")["message"]
+
+
+def test_rejection_caused_by_the_registry_heals_when_the_registry_is_fixed(
+        k8s: K8s, ns: str, zsim: Sim, operator: OperatorProcess) -> None:
+    k8s.secret("fixme-creds", ns, {"accountName": "admin", "password": PASSWORD})
+    k8s.create({"kind": "ModelRegistry", "metadata": {"name": "fixme"}, "spec": {
+        "backend": "zstack", "endpoint": zsim.url, "credentialsSecretRef": {"name": "fixme-creds"},
+        "zstack": {"modelCenterUuid": "1" * 32}}}, ns)
+    k8s.create(model("center", ["fixme"], installPath="/m"), ns)
+    obj = k8s.wait("Model", "center", ns, lambda o: condition(o, "Synced").get("reason") == "InvalidSpec",
+                   what="Synced=False InvalidSpec")
+    assert "1" * 32 in condition(obj, "Synced")["message"]
+    k8s.custom.patch_namespaced_custom_object(
+        "modelsync.io", "v1alpha1", ns, "modelregistries", "fixme", {"spec": {"zstack": {"modelCenterUuid": CENTER}}},
+        _content_type="application/merge-patch+json")
+    obj = k8s.wait_condition("Model", "center", ns, "Ready", timeout=60)
+    assert obj["metadata"]["generation"] == 1  # the Model itself never changed

@@ -61,10 +61,12 @@ class Pool(BackendPool):
     def __init__(self, backend: MemoryBackend | Exception) -> None:
         self.the = backend
 
-    async def backend(self, ref: Any, namespace: str) -> Backend:
+    version = "v1"
+
+    async def backend(self, ref: Any, namespace: str) -> tuple[Backend, str]:
         if isinstance(self.the, Exception):
             raise self.the
-        return self.the
+        return self.the, self.version
 
 
 CONN = RegistryConnection(key="ModelRegistry/ns/r", name="r", kind="ModelRegistry", backend="memory", endpoint="http://m")
@@ -224,3 +226,19 @@ async def test_unparseable_spec_is_terminal_naming_the_field(backend: MemoryBack
     synced = {c["type"]: c for c in out.status_patch["conditions"]}["Synced"]
     assert synced["status"] == "False" and synced["reason"] == "InvalidSpec"
     assert backend.calls == []
+
+
+async def test_terminal_is_retried_when_the_registry_changes(backend: MemoryBackend) -> None:
+    pool = Pool(backend)
+    r = Reconciler(reader=None, pool=pool)  # type: ignore[arg-type]
+    backend.fail = Terminal("unknown model center")
+    b = merged(body(), (await r.reconcile("Model", body())).status_patch)
+    assert b["status"]["registries"][0]["registryVersion"] == "v1"
+    backend.calls.clear()
+    await r.reconcile("Model", b)
+    assert backend.calls == []  # same spec, same registry: not called
+    pool.version = "v2"  # the registry (or its Secret) was fixed
+    backend.fail = None
+    out = await r.reconcile("Model", b)
+    assert "create" in backend.calls and out.error is None
+    assert out.status_patch["registries"][0]["registryVersion"] == "v2"

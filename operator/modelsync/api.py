@@ -223,6 +223,9 @@ NemoBackendFormat = Literal["OPENAI_CHAT", "ANTHROPIC_MESSAGES"]
 class NemoModelSpecSection(_Schema):
     """NeMo's model ``spec``: the API rejects it unless every required field is present."""
 
+    # strict: no "32" → 32 or 1 → True; the apiserver sends typed JSON, and NeMo wants these types
+    model_config = ConfigDict(strict=True)
+
     base_num_parameters: int = Field(ge=1)
     """Number of parameters of the base model."""
     ffn_hidden_size: int = Field(ge=1)

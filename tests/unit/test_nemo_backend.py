@@ -6,9 +6,10 @@ import time
 from typing import Any, Iterator
 
 import httpx
+import pydantic
 import pytest
 
-from modelsync.api import ModelSpec, NemoModelSection
+from modelsync.api import ModelSpec, NemoModelSection, describe_validation_error
 from modelsync.backends import backend_class, make_backend
 from modelsync.backends import base, nemo
 from modelsync.backends.base import (
@@ -162,36 +163,47 @@ def test_desired_entity_custom_fields_mapping() -> None:
 
 @pytest.mark.parametrize("top_extra, nemo_extra, field", [
     ({"description": "x" * 1001}, None, "spec.description"),
-    (None, {"fileset": "no-slash"}, "spec.nemo.fileset"),
-    (None, {"fileset": "a/b/c"}, "spec.nemo.fileset"),
-    (None, {"finetuning_type": "sideways"}, "spec.nemo.finetuning_type"),
-    (None, {"backend_format": "OPENAI_EMBEDDINGS"}, "spec.nemo.backend_format"),
-    (None, {"api_endpoint": {"url": "nope"}}, "spec.nemo.api_endpoint.url"),
-    (None, {"api_endpoint": {"host": "x"}}, "spec.nemo.api_endpoint.host"),
-    (None, {"prompt": {"text": "x"}}, "spec.nemo.prompt.text"),
-    (None, {"model_providers": "default/nim"}, "spec.nemo.model_providers"),
-    (None, {"spec": {k: v for k, v in SPEC.items() if k != "family"}}, "spec.nemo.spec.family"),
-    (None, {"spec": {**SPEC, "num_layers": "32"}}, "spec.nemo.spec.num_layers"),
-    (None, {"spec": {**SPEC, "gated_mlp": 1}}, "spec.nemo.spec.gated_mlp"),
-    (None, {"spec": {**SPEC, "num_layers": True}}, "spec.nemo.spec.num_layers"),
-    (None, {"spec": {**SPEC, "num_parameters": 8}}, "spec.nemo.spec.num_parameters"),
-    (None, {"spec": {**SPEC, "head_type": "weird"}}, "spec.nemo.spec.head_type"),
+    (None, {"api_endpoint": {"url": "nope", "model_id": "m"}}, "spec.nemo.api_endpoint.url"),
 ])
 def test_desired_entity_validation(top_extra: dict[str, Any] | None, nemo_extra: dict[str, Any] | None,
                                    field: str) -> None:
+    """What NeMo rejects and the schema admits is refused by the backend, naming the field."""
     with pytest.raises(Terminal) as ei:
         nemo.desired_entity(model(nemo_extra=nemo_extra, top_extra=top_extra), conn())
     assert field in ei.value.fields
     assert f"{field}:" in str(ei.value)
 
 
-def test_spec_from_current_api_model_is_rejected_naming_missing_fields() -> None:
-    # api.py's NemoModelSpecSection (num_parameters, ...) is not what the platform accepts.
-    res = model(nemo_extra={"spec": {"num_parameters": 8, "context_size": 4096, "num_virtual_tokens": 0,
-                                     "is_chat": True}})
-    with pytest.raises(Terminal) as ei:
-        nemo.desired_entity(res, conn())
-    assert "spec.nemo.spec.family" in ei.value.fields and "spec.nemo.spec.num_parameters" in ei.value.fields
+@pytest.mark.parametrize("nemo_section, field", [
+    ({"fileset": "no-slash"}, "spec.nemo.fileset"),
+    ({"fileset": "a/b/c"}, "spec.nemo.fileset"),
+    ({"finetuning_type": "sideways"}, "spec.nemo.finetuning_type"),
+    ({"backend_format": "OPENAI_EMBEDDINGS"}, "spec.nemo.backend_format"),
+    ({"api_endpoint": {"host": "x"}}, "spec.nemo.api_endpoint.host"),
+    ({"prompt": {"text": "x"}}, "spec.nemo.prompt.text"),
+    ({"model_providers": "default/nim"}, "spec.nemo.model_providers"),
+    ({"spec": {k: v for k, v in SPEC.items() if k != "family"}}, "spec.nemo.spec.family"),
+    ({"spec": {**SPEC, "num_layers": "32"}}, "spec.nemo.spec.num_layers"),
+    ({"spec": {**SPEC, "gated_mlp": 1}}, "spec.nemo.spec.gated_mlp"),
+    ({"spec": {**SPEC, "num_layers": True}}, "spec.nemo.spec.num_layers"),
+    ({"spec": {**SPEC, "num_parameters": 8}}, "spec.nemo.spec.num_parameters"),
+    ({"spec": {**SPEC, "head_type": "weird"}}, "spec.nemo.spec.head_type"),
+])
+def test_schema_refuses_what_nemo_rejects(nemo_section: dict[str, Any], field: str) -> None:
+    """Enums, forms and the whole ``spec`` set live in api.py (the CRD's source and the core's
+    parser), so the backend never sees such a spec; the error names the field."""
+    with pytest.raises(pydantic.ValidationError) as ei:
+        ModelSpec.model_validate({"registries": [{"name": "reg"}], "nemo": nemo_section})
+    assert f"{field}:" in describe_validation_error(ei.value)
+
+
+def test_spec_from_the_old_entity_store_api_is_refused_naming_fields() -> None:
+    # num_parameters & co. belong to the older v1 Entity Store API, not to the platform's spec
+    with pytest.raises(pydantic.ValidationError) as ei:
+        ModelSpec.model_validate({"registries": [{"name": "reg"}], "nemo": {"spec": {
+            "num_parameters": 8, "context_size": 4096, "num_virtual_tokens": 0, "is_chat": True}}})
+    message = describe_validation_error(ei.value)
+    assert "spec.nemo.spec.family:" in message and "spec.nemo.spec.num_parameters:" in message
 
 
 @pytest.mark.parametrize("desired, entity, diff", [

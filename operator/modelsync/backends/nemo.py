@@ -47,51 +47,6 @@ API_PREFIX = "/apis/models/v2/workspaces"
 OWNER_KEY = "modelsync.io/owner"
 RESOURCE_KEY = "modelsync.io/resource"
 
-#: ModelEntity.finetuning_type (nemo-platform ``FinetuningType``).
-FINETUNING_TYPES: frozenset[str] = frozenset({
-    "lora_merged", "all_weights", "last_layer", "top_layers", "gradual_unfreezing",
-    "bias_only", "attention_only", "lora", "qlora", "adalora", "dora", "lora_plus",
-    "prompt_tuning", "prefix_tuning", "p_tuning", "p_tuning_v2", "soft_prompt",
-    "ppo", "dpo", "cdpo", "ipo", "orpo", "kto", "rrhf", "grpo",
-})
-#: ModelEntity.backend_format (nemo-platform ``BackendFormat``); null means OPENAI_CHAT.
-BACKEND_FORMATS: frozenset[str] = frozenset({"OPENAI_CHAT", "ANTHROPIC_MESSAGES"})
-
-#: ModelSpec fields that must all be present whenever ``spec`` is sent, with their JSON types.
-SPEC_REQUIRED: dict[str, type] = {
-    "base_num_parameters": int,
-    "checkpoint_model_name": str,
-    "family": str,
-    "ffn_hidden_size": int,
-    "gated_mlp": bool,
-    "hidden_size": int,
-    "num_attention_heads": int,
-    "num_kv_heads": int,
-    "num_layers": int,
-    "precision": str,
-    "tied_embeddings": bool,
-    "vocab_size": int,
-}
-#: Optional ModelSpec fields (nested objects are passed through unchecked).
-SPEC_OPTIONAL: dict[str, type | None] = {
-    "chat_template": str,
-    "context_size": int,
-    "head_type": str,
-    "is_chat": bool,
-    "is_embedding_model": bool,
-    "linear_layers": list,
-    "mamba_config": dict,
-    "minimum_gpus_all_weights": int,
-    "minimum_gpus_lora": int,
-    "moe_config": dict,
-    "num_virtual_tokens": int,
-    "sliding_window_config": dict,
-    "tool_call_config": dict,
-}
-SPEC_HEAD_TYPES = frozenset({"causal_lm", "embedding", "cross_encoder", "unknown"})
-API_ENDPOINT_FIELDS = frozenset({"url", "model_id", "api_key", "format"})
-PROMPT_FIELDS = frozenset({"system_prompt", "icl_few_shot_examples", "inference_params", "system_prompt_template"})
-
 #: Entity fields this backend manages, in wire order (``name`` is the key, not a managed field).
 MANAGED_FIELDS: tuple[str, ...] = (
     "description", "spec", "finetuning_type", "fileset", "base_model", "api_endpoint",
@@ -99,7 +54,6 @@ MANAGED_FIELDS: tuple[str, ...] = (
 )
 
 NAME_RE = re.compile(r"^[\w\-.]+$")
-FILESET_RE = re.compile(r"^[\w\-.]+/[\w\-.]+$")
 DESCRIPTION_MAX = 1000
 
 #: Common Model fields without a NeMo counterpart, kept as custom_fields metadata.
@@ -168,39 +122,6 @@ def entity_name(res: Resource, conn: RegistryConnection) -> str:
     return f"{base}-{digest}"
 
 
-def _check_type(value: Any, expected: type | None) -> bool:
-    if expected is None:
-        return True
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
-def _type_name(t: type | None) -> str:
-    return {int: "integer", str: "string", bool: "boolean", list: "list", dict: "object"}.get(t, "value")  # type: ignore[arg-type]
-
-
-def _validate_spec(spec: Any) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
-    if not isinstance(spec, Mapping):
-        return [("spec.nemo.spec", "must be an object")]
-    for key, typ in SPEC_REQUIRED.items():
-        if key not in spec:
-            problems.append((f"spec.nemo.spec.{key}", f"field required (NeMo needs all of {', '.join(SPEC_REQUIRED)} whenever spec is set)"))
-        elif not _check_type(spec[key], typ):
-            problems.append((f"spec.nemo.spec.{key}", f"must be a {_type_name(typ)}"))
-    for key, value in spec.items():
-        if key in SPEC_REQUIRED:
-            continue
-        if key not in SPEC_OPTIONAL:
-            problems.append((f"spec.nemo.spec.{key}", "unknown NeMo model spec field"))
-        elif not _check_type(value, SPEC_OPTIONAL[key]):
-            problems.append((f"spec.nemo.spec.{key}", f"must be a {_type_name(SPEC_OPTIONAL[key])}"))
-        elif key == "head_type" and value not in SPEC_HEAD_TYPES:
-            problems.append((f"spec.nemo.spec.{key}", f"must be one of {', '.join(sorted(SPEC_HEAD_TYPES))}"))
-    return problems
-
-
 def _valid_url(value: Any) -> bool:
     if not isinstance(value, str):
         return False
@@ -209,41 +130,18 @@ def _valid_url(value: Any) -> bool:
 
 
 def _validate(body: Mapping[str, Any]) -> None:
-    """What the registry would reject, as one Terminal naming the CR fields."""
+    """What NeMo rejects that the resource's schema does not already refuse, as one Terminal
+    naming the CR fields. Enums, the fileset form, the ``api_endpoint`` and ``prompt`` keys and
+    the whole ``spec`` set are guaranteed by :mod:`modelsync.api` (at admission and when the
+    core parses the spec); the common description allows more than NeMo's 1000 characters, and
+    the schema cannot tell an absolute URL."""
     problems: list[tuple[str, str]] = []
     desc = body.get("description")
     if desc is not None and len(desc) > DESCRIPTION_MAX:
         problems.append(("spec.description", f"at most {DESCRIPTION_MAX} characters for NeMo (got {len(desc)})"))
-    ft = body.get("finetuning_type")
-    if ft is not None and ft not in FINETUNING_TYPES:
-        problems.append(("spec.nemo.finetuning_type", f"{ft!r} is not one of {', '.join(sorted(FINETUNING_TYPES))}"))
-    bf = body.get("backend_format")
-    if bf is not None and bf not in BACKEND_FORMATS:
-        problems.append(("spec.nemo.backend_format", f"{bf!r} is not one of {', '.join(sorted(BACKEND_FORMATS))}"))
-    fs = body.get("fileset")
-    if fs is not None and not FILESET_RE.match(str(fs)):
-        problems.append(("spec.nemo.fileset", f"{str(fs)[:80]!r} is not of the form <workspace>/<fileset_name>"))
     ep = body.get("api_endpoint")
-    if ep is not None:
-        if not isinstance(ep, Mapping):
-            problems.append(("spec.nemo.api_endpoint", "must be an object"))
-        else:
-            for key in sorted(set(ep) - API_ENDPOINT_FIELDS):
-                problems.append((f"spec.nemo.api_endpoint.{key}", f"unknown field (known: {', '.join(sorted(API_ENDPOINT_FIELDS))})"))
-            if "url" in ep and not _valid_url(ep["url"]):
-                problems.append(("spec.nemo.api_endpoint.url", "must be an absolute URL"))
-    pr = body.get("prompt")
-    if pr is not None:
-        if not isinstance(pr, Mapping):
-            problems.append(("spec.nemo.prompt", "must be an object"))
-        else:
-            for key in sorted(set(pr) - PROMPT_FIELDS):
-                problems.append((f"spec.nemo.prompt.{key}", f"unknown field (known: {', '.join(sorted(PROMPT_FIELDS))})"))
-    mp = body.get("model_providers")
-    if mp is not None and (not isinstance(mp, list) or not all(isinstance(x, str) for x in mp)):
-        problems.append(("spec.nemo.model_providers", "must be a list of strings"))
-    if "spec" in body:
-        problems.extend(_validate_spec(body["spec"]))
+    if isinstance(ep, Mapping) and "url" in ep and not _valid_url(ep["url"]):
+        problems.append(("spec.nemo.api_endpoint.url", "must be an absolute URL"))
     if problems:
         raise Terminal("; ".join(f"{f}: {m}" for f, m in problems), fields=tuple(f for f, _ in problems))
 

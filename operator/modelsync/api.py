@@ -328,13 +328,16 @@ InstillTask = Literal[
     "TASK_COMPLETION", "TASK_CUSTOM",
 ]
 
+#: Instill model ids: RFC-1034 as documented, and lowercase, at most 32, as deployed backends enforce
+INSTILL_ID_PATTERN = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"
+
 _IMMUTABLE = "cannot change after the model is created in Instill; to change it, create a new Model (new name) and delete this one"
 
 
 class InstillModelSection(_Schema):
     """What only Instill AI has for a model. id, modelDefinition, configuration, task and region are immutable."""
 
-    id: str | None = Field(default=None, pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+    id: str | None = Field(default=None, pattern=INSTILL_ID_PATTERN)
     """Model id (lowercase RFC-1034 label, at most 32); defaults to an id derived from the resource."""
     modelDefinition: str | None = Field(default=None, max_length=255)
     """Model definition used to import the model, e.g. model-definitions/container."""

@@ -83,8 +83,6 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1alpha"
 
-TASKS: tuple[str, ...] = typing.get_args(api.InstillTask)
-VISIBILITIES: tuple[str, ...] = ("VISIBILITY_PRIVATE", "VISIBILITY_PUBLIC")
 MODEL_DEFINITION_PREFIX = "model-definitions/"
 
 #: fields PATCH may change, in the order they are diffed
@@ -119,28 +117,11 @@ INVENTORY_OMIT = frozenset({"profileImage", "readme", "inputSchema", "outputSche
 
 # ---------------------------------------------------------------- ids
 
-#: what the API documents (RFC-1034 label)
-RFC1034_ID = re.compile(r"^[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-#: what deployed backends enforce on top: lowercase, at most 32 characters
-STRICT_ID = re.compile(r"^[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+#: the id rule of the resource's schema: RFC-1034, lowercase, at most 32 (see api.INSTILL_ID_PATTERN)
+STRICT_ID = re.compile(api.INSTILL_ID_PATTERN)
 MAX_ID = 32
 _ID_PREFIX = "ms-"
 _HASH_LEN = 8
-
-
-def id_problem(model_id: str) -> str | None:
-    """Why ``model_id`` is not a usable Instill model id, or None if it is."""
-    if not RFC1034_ID.match(model_id):
-        return (
-            f"{model_id!r} is not a valid Instill model id: it must follow RFC-1034 "
-            "(letters, digits and hyphens; first a letter; last a letter or digit; at most 63 characters)"
-        )
-    if not STRICT_ID.match(model_id):
-        return (
-            f"{model_id!r} is not a valid Instill model id: Instill deployments also require "
-            f"lowercase letters, digits and hyphens only and at most {MAX_ID} characters"
-        )
-    return None
 
 
 def _sanitize(name: str, limit: int) -> str:
@@ -163,12 +144,10 @@ def default_model_id(res: Resource, conn: RegistryConnection) -> str:
 
 
 def model_id_for(res: Resource, conn: RegistryConnection) -> str:
-    """The registry id of ``res``: the user's ``spec.instill.id`` or the default."""
+    """The registry id of ``res``: the user's ``spec.instill.id`` (its rule is enforced by the
+    schema, at admission and when the core parses the spec) or the default."""
     section = res.spec.instill
     if section is not None and section.id is not None:
-        problem = id_problem(section.id)
-        if problem:
-            raise Terminal(f"spec.instill.id: {problem}", fields=("spec.instill.id",))
         return str(section.id)
     return default_model_id(res, conn)
 
@@ -252,7 +231,9 @@ def desired_model(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
 
 
 def validate_desired(body: Mapping[str, Any], *, creating: bool) -> None:
-    """What the API would reject, caught before sending: Terminal naming fields."""
+    """What Instill requires to create a model and the schema leaves optional (the section
+    also serves other registries), caught before sending: Terminal naming fields. Enums and
+    types are the schema's (:class:`modelsync.api.InstillModelSection`)."""
     problems: list[str] = []
     fields: list[str] = []
 
@@ -264,12 +245,6 @@ def validate_desired(body: Mapping[str, Any], *, creating: bool) -> None:
         for f in REQUIRED_ON_CREATE:
             if f not in body or body[f] in (None, ""):
                 bad(f, "required by Instill to create a model")
-    if "task" in body and body["task"] not in TASKS:
-        bad("task", f"{body['task']!r} is not one of {', '.join(TASKS)}")
-    if "visibility" in body and body["visibility"] not in VISIBILITIES:
-        bad("visibility", f"{body['visibility']!r} is not one of {', '.join(VISIBILITIES)}")
-    if "configuration" in body and not isinstance(body["configuration"], dict):
-        bad("configuration", "must be an object")
     if problems:
         raise Terminal("; ".join(problems), fields=tuple(fields))
 
@@ -555,10 +530,7 @@ class InstillBackend(Backend):
         else's work, and blocking the Kubernetes deletion would not help."""
         if res.kind != "Model":
             return
-        try:
-            model_id = model_id_for(res, self.conn)
-        except Terminal:
-            return  # an invalid id was never created
+        model_id = model_id_for(res, self.conn)
         model = await self._get(model_id)
         if model is None:
             return

@@ -53,7 +53,6 @@ class KubeReader:
         """The Secret's decoded data, and its resourceVersion (for cache keys)."""
         secret = await self._call(lambda: self._core.read_namespaced_secret(name, namespace), f"Secret {namespace}/{name}")
         data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-        data.update(secret.string_data or {})
         return data, secret.metadata.resource_version
 
     @staticmethod

@@ -24,7 +24,6 @@ import ipaddress
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -37,6 +36,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+from ..simulators.server import free_port
 
 BIN_ENV = "MODELSYNC_CONTROLPLANE_BIN"
 PR_SET_PDEATHSIG = 1
@@ -79,12 +80,6 @@ def ensure_binaries() -> Path:
         check=True, stdout=subprocess.PIPE, text=True,
     )
     return Path(out.stdout.strip().splitlines()[-1])
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pem_key(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
@@ -185,7 +180,7 @@ class ControlPlane:
         atexit.register(self.stop)
         try:
             self._write_pki()
-            etcd_port, peer_port, api_port = _free_port(), _free_port(), _free_port()
+            etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
             etcd_url = f"http://127.0.0.1:{etcd_port}"
             self._spawn("etcd", [
                 str(bins / "etcd"), "--name=default", f"--data-dir={self.workdir / 'etcd'}",

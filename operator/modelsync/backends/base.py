@@ -123,6 +123,9 @@ class Observation:
     #: wire field names (or dotted paths) whose registry value differs from the desired one
     diff: tuple[str, ...] = ()
     inventory: Mapping[str, Any] | None = None
+    #: the desired wire value of each compared field (at least those in ``diff``), so the core
+    #: can tell a field the registry accepted but does not echo back from a changed spec
+    desired: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def up_to_date(self) -> bool:

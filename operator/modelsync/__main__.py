@@ -1,13 +1,32 @@
-"""``modelsync``: run the operator (default) or a registry simulator.
+"""``modelsync``: run the operator (default), check manifests, show status, or run a registry simulator.
 
-    modelsync [run] [--namespace NS ...] [--verbose]   the operator, on the current kubeconfig
-    modelsync simulate zstack|nemo|instill --port N    a local registry simulator
-    modelsync crds [DIR]                               write the CRD manifests
+    modelsync [run] [--namespace NS ...] [--verbose]     the operator, on the current kubeconfig
+    modelsync validate -f FILE [-f FILE ...]             offline check of ModelSync manifests (- for stdin)
+    modelsync status [-n NS | -A] [KIND[/NAME]]          conditions and registries of each resource, as a tree
+    modelsync simulate zstack|nemo|instill --port N      a local registry simulator (modelsync[testing])
+    modelsync crds [DIR]                                 write the CRD manifests
+    modelsync --version
+
+Subcommands import what they need when they run: ``--help``, ``validate`` and ``status``
+load neither kopf nor the simulators nor :mod:`modelsync.testing`.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+
+#: the simulators ``modelsync simulate`` knows (see modelsync.simulators.SIMULATORS)
+VENDORS = ("zstack", "nemo", "instill")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("modelsync")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -24,14 +43,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .simulators import simulator_module
-    from .simulators.server import serve_forever
+    try:
+        from .simulators import simulator_module
+        from .simulators.server import serve_forever
 
-    mod = simulator_module(args.vendor)
-    app = mod.app_from_args(args)
-    url = f"http://{args.host}:{args.port}"
+        mod = simulator_module(args.vendor)
+    except ImportError as exc:
+        print(f"modelsync simulate needs the simulators' dependencies ({exc.name or exc}): "
+              "pip install 'modelsync[testing]'", file=sys.stderr)
+        return 2
+    vp = argparse.ArgumentParser(prog=f"modelsync simulate {args.vendor}", description=f"the {args.vendor} simulator")
+    mod.add_arguments(vp)
+    sim_args = vp.parse_args(args.args)
+    app = mod.app_from_args(sim_args)
+    url = f"http://{sim_args.host}:{sim_args.port}"
     print(mod.banner(app, url), flush=True)
-    serve_forever(app, args.host, args.port)
+    serve_forever(app, sim_args.host, sim_args.port)
     return 0
 
 
@@ -41,8 +68,21 @@ def _crds(args: argparse.Namespace) -> int:
     return crdgen.main([args.dir])
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from . import cli
+
+    return cli.validate(args.files)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from . import cli
+
+    return cli.status(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="modelsync", description="Keep Model and ModelService resources in sync with AI model registries.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run the operator (the default)")
     for target in (p, run):
@@ -50,17 +90,23 @@ def parser() -> argparse.ArgumentParser:
         target.add_argument("-v", "--verbose", action="store_true", help="log more")
         target.add_argument("--debug", action="store_true", help="log everything")
         target.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
-    sim = sub.add_parser("simulate", help="run a registry simulator")
-    vendors = sim.add_subparsers(dest="vendor", required=True)
-    from .simulators import SIMULATORS, simulator_module
+    from . import cli
 
-    for name in SIMULATORS:
-        try:
-            mod = simulator_module(name)
-        except ImportError:
-            continue
-        vp = vendors.add_parser(name, help=f"the {name} simulator")
-        mod.add_arguments(vp)
+    validate = sub.add_parser("validate", help="check ModelSync manifests offline, naming each bad field",
+                              description="Check ModelRegistry, ClusterModelRegistry, Model and ModelService "
+                              "manifests against the resources' schema without a cluster. Prints "
+                              "FILE: Kind/name: field: message per problem and exits 1 if there is any; "
+                              "other kinds are skipped. Cross-field rules (CEL) are checked by the "
+                              "apiserver only: kubectl apply --dry-run=server.")
+    cli.add_validate_arguments(validate)
+    status = sub.add_parser("status", help="show resources' conditions and registry entries as a tree",
+                            description="For each ModelSync resource: its conditions, then each "
+                            "status.registries[] entry. Reads from the current kubeconfig.")
+    cli.add_status_arguments(status)
+    sim = sub.add_parser("simulate", help="run a registry simulator (needs modelsync[testing])",
+                         description="modelsync simulate VENDOR --help lists the vendor's options.")
+    sim.add_argument("vendor", choices=VENDORS)
+    sim.add_argument("args", nargs=argparse.REMAINDER, help="the simulator's options (--port, --latency, ...)")
     crds = sub.add_parser("crds", help="write the CRD manifests")
     crds.add_argument("dir", nargs="?", default="crds")
     return p
@@ -72,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         return _simulate(args)
     if args.command == "crds":
         return _crds(args)
+    if args.command == "validate":
+        return _validate(args)
+    if args.command == "status":
+        return _status(args)
     return _run(args)
 
 

@@ -1,7 +1,9 @@
-"""The command line as a user runs it: `modelsync simulate <vendor>` and `modelsync crds`."""
+"""The command line as a user runs it: `modelsync simulate <vendor>`, `crds`, `validate`, `--version`,
+and what importing the package and `--help` load."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import signal
@@ -91,3 +93,130 @@ def test_console_script_help() -> None:
     exe = Path(sys.executable).with_name("modelsync")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True).stdout
     assert "simulate" in out and "run" in out
+
+
+def modelsync(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelsync", *args], input=input, capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BAD = """\
+apiVersion: modelsync.io/v1alpha1
+kind: Model
+metadata: {name: bad-model, namespace: ml}
+spec:
+  registries: []
+  gpu: {minMemory: 8Gi, recommendedCount: [1, "two"]}
+  colour: red
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {token: x}
+---
+apiVersion: modelsync.io/v1alpha1
+kind: ModelRegistry
+metadata: {name: reg}
+spec: {backend: vmware, endpoint: "ftp://registry.example.com", zstack: {modelCenterUuid: abc}}
+---
+apiVersion: modelsync.io/v1alpha1
+kind: ModelService
+metadata: {name: svc}
+spec:
+  registries: [{name: reg, kind: Registry}]
+  bootupTimeSeconds: soon
+"""
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    r = modelsync("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"modelsync {version('modelsync')}"
+
+
+def test_validate_accepts_the_examples() -> None:
+    r = modelsync("validate", "-f", "examples/zstack", "-f", "examples/nemo/00-registry.yaml",
+                  "examples/nemo/20-model-llama.yaml", "examples/instill")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout == ""
+    assert "8 ModelSync resources checked, 0 problems" in r.stderr
+    assert "v1 Secret/zstack-credentials: skipped, not a ModelSync kind" in r.stderr
+
+
+def test_validate_names_each_bad_field(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text(BAD)
+    r = modelsync("validate", "-f", str(f))
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert lines[:3] == [
+        f"{f}: Model/bad-model: spec.registries: List should have at least 1 item after validation, not 0",
+        f"{f}: Model/bad-model: spec.gpu.recommendedCount[1]: Input should be a valid integer, "
+        "unable to parse string as an integer",
+        f"{f}: Model/bad-model: spec.colour: Extra inputs are not permitted",
+    ]
+    assert f"{f}: ModelRegistry/reg: spec.backend: Input should be 'zstack', 'nemo' or 'instill'" in lines
+    assert any(line.startswith(f"{f}: ModelRegistry/reg: spec.endpoint: ") for line in lines)
+    assert any(line.startswith(f"{f}: ModelRegistry/reg: spec.zstack.modelCenterUuid: ") for line in lines)
+    assert f"{f}: ModelService/svc: spec.registries[0].kind: Input should be 'ModelRegistry' or " \
+           "'ClusterModelRegistry'" in lines
+    assert any(line.startswith(f"{f}: ModelService/svc: spec.bootupTimeSeconds: ") for line in lines)
+    assert len(lines) == 8, lines
+    assert "v1 Secret/creds: skipped" in r.stderr and "3 ModelSync resources checked, 8 problems" in r.stderr
+
+
+def test_validate_reads_stdin_and_json() -> None:
+    good = {"apiVersion": "modelsync.io/v1alpha1", "kind": "List", "items": [
+        {"apiVersion": "modelsync.io/v1alpha1", "kind": "Model", "metadata": {"name": "m"},
+         "spec": {"registries": [{"name": "z"}], "gpu": {"minMemory": "16Gi"}}}]}
+    r = modelsync("validate", "-f", "-", input=json.dumps(good))
+    assert r.returncode == 0 and "1 ModelSync resource checked, 0 problems" in r.stderr
+    good["items"][0]["spec"] = {}
+    r = modelsync("validate", "-f", "-", input=json.dumps(good))
+    assert r.returncode == 1
+    assert r.stdout.splitlines() == ["<stdin>: Model/m: spec.registries: Field required"]
+
+
+def test_validate_reports_unreadable_input(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("kind: Model\nspec: [unclosed\n")
+    nameless = tmp_path / "nameless.yaml"
+    nameless.write_text("apiVersion: modelsync.io/v1beta9\nkind: Model\nspec: {registries: [{name: z}]}\n")
+    r = modelsync("validate", "-f", str(broken), str(tmp_path / "missing.yaml"), str(nameless))
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"{broken}: not valid YAML: ")
+    assert lines[1].startswith(f"{tmp_path / 'missing.yaml'}: cannot read: ")
+    assert lines[2:] == [f"{nameless}: Model/<no name>: metadata.name: required",
+                         f"{nameless}: Model/<no name>: apiVersion: 'modelsync.io/v1beta9' is not served; "
+                         "use modelsync.io/v1alpha1"]
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = code + "\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+TESTING_ONLY = ("modelsync.testing", "modelsync.simulators.", "cryptography")
+
+
+@pytest.mark.parametrize("code", [
+    "import modelsync.handlers",
+    "import modelsync.__main__ as m\ntry:\n    m.main(['--help'])\nexcept SystemExit:\n    pass",
+    "import modelsync.__main__ as m\ntry:\n    m.main(['validate', '-f', 'examples/zstack'])\nexcept SystemExit:\n    pass",
+])
+def test_runtime_paths_import_nothing_testing_only(code: str) -> None:
+    loaded = _modules_after(code)
+    assert not [m for m in loaded if m.startswith(TESTING_ONLY)]
+
+
+def test_simulate_without_the_testing_extra_says_what_to_install() -> None:
+    code = ("import sys\nsys.modules['aiohttp'] = None  # as if not installed\n"
+            "import modelsync.__main__ as m\nraise SystemExit(m.main(['simulate', 'zstack', '--port', '1']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2
+    assert "pip install 'modelsync[testing]'" in r.stderr and "aiohttp" in r.stderr

@@ -1,16 +1,24 @@
-"""Every kopf registration, each a line or two into the reconcile core.
+"""Every kopf registration, each a line into the controller.
 
-Storage choices, made on purpose (see kopf's docs on persistence):
+kopf watches; :mod:`modelsync.controller` decides when to reconcile and the
+reconcile core (:mod:`modelsync.reconcile`) what to do. The registrations are
+``@kopf.on.event`` on purpose: kopf's change handlers keep their progress and a
+diff-base copy of the spec in the object and write it on every try, which costs
+apiserver writes per retry and per create and puts a second copy of a large
+readme in the object. The controller's in-memory queue needs none of that.
 
-* progress and the diff-base live in ``status.kopf`` (the CRDs keep that field
-  with ``x-kubernetes-preserve-unknown-fields``), not in ``kopf.zalando.org/*``
-  annotations: the diff-base is the whole spec, a Model's readme may be large,
-  and annotations are capped at 256 KiB in total;
-* kopf posts log records as Events from WARNING up, so failures (already
-  scrubbed by the core) reach ``kubectl describe`` once and routine INFO does not;
+Settings chosen on purpose (see kopf's docs on configuration):
+
+* kopf posts no Events of its own (``posting.enabled = False``): the controller
+  posts one when an outcome changes, already scrubbed;
+* ``persistence.finalizer`` names the finalizer earlier versions added, so kopf
+  removes it from objects that still carry it (nothing here needs one yet);
+* watch errors are retried after at most 1 s, so changes made while the
+  apiserver was away are seen within seconds of its return;
 * the operator runs standalone (no peering objects): one replica with the
-  ``Recreate`` strategy (deploy/), since two replicas of equal priority would
-  freeze each other.
+  ``Recreate`` strategy (deploy/), since two replicas would both write;
+* httpx's and httpcore's loggers stay at WARNING: at INFO they print request
+  URLs, and a URL may carry what it should not.
 """
 from __future__ import annotations
 
@@ -21,92 +29,55 @@ from typing import Any
 import kopf
 
 from .api import GROUP, VERSION
-from .kube import KubeReader, load_config
-from .reconcile import Outcome, Reconciler, Retry, Stop
+from .controller import REGISTRY_KINDS, RESOURCE_KINDS, Controller, Store
+from .kube import KubeReader, KubeWriter, load_config
+from .reconcile import Reconciler
 
 #: seconds between drift checks of each resource against its registries
 RESYNC_SECONDS = float(os.environ.get("MODELSYNC_RESYNC_SECONDS", "300"))
-KINDS = {"models": "Model", "modelservices": "ModelService"}
-REGISTRY_KINDS = {"modelregistries": "ModelRegistry", "clustermodelregistries": "ClusterModelRegistry"}
+#: reconciles in flight at once, over all registries
+WORKERS = int(os.environ.get("MODELSYNC_WORKERS", "32"))
+PLURALS = {"Model": "models", "ModelService": "modelservices", "ModelRegistry": "modelregistries",
+           "ClusterModelRegistry": "clustermodelregistries"}
+
+for _name in ("httpx", "httpcore", "hpack"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.lastHandledConfiguration")
+    settings.posting.enabled = False
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.posting.level = logging.WARNING
-    settings.posting.loggers = True  # kopf >= 1.45 posts log records as Events only when asked
-    settings.posting.reporting_component = "modelsync"
-    settings.posting.event_name_prefix = "modelsync-"
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 5
+    settings.watching.reconnect_backoff = 0.5
+    settings.networking.error_backoffs = [0.2, 0.5, 1.0, 1.0, 1.0]
+    settings.networking.request_timeout = 30
     load_config()
-    memo.reconciler = Reconciler(KubeReader())
+    reader = KubeReader()
+    controller = Controller(Reconciler(reader), KubeWriter(), workers=WORKERS, resync=RESYNC_SECONDS)
+    controller.reconciler.reader = controller.reconciler.pool.reader = Store(controller, reader)
+    controller.start()
+    memo.controller = controller
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    await memo.reconciler.pool.aclose()
+    await memo.controller.stop()
+    await memo.controller.reconciler.pool.aclose()
 
 
-def _retrying(body: kopf.Body) -> bool:
-    progress = ((body.get("status") or {}).get("kopf") or {}).get("progress") or {}
-    return any(not rec.get("success") and not rec.get("failure") for rec in progress.values())
+for _kind in (*RESOURCE_KINDS, *REGISTRY_KINDS):
+
+    @kopf.on.event(GROUP, VERSION, PLURALS[_kind], id=f"watch-{_kind}")
+    async def watch(event: kopf.RawEvent, memo: kopf.Memo, _kind: str = _kind, **_: Any) -> None:
+        """Into the controller's cache and, if there is work, its queue."""
+        memo.controller.observe(_kind, event.get("type"), event["object"])
 
 
-def _apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch) -> None:
-    for key, value in outcome.status_patch.items():
-        patch.status[key] = value
-    for type_, reason, message in outcome.events:
-        kopf.event(body, type=type_, reason=reason, message=message)
-
-
-for _plural, _kind in KINDS.items():
-
-    @kopf.on.resume(GROUP, VERSION, _plural, id="sync")
-    @kopf.on.create(GROUP, VERSION, _plural, id="sync")
-    @kopf.on.update(GROUP, VERSION, _plural, id="sync")
-    async def sync(body: kopf.Body, patch: kopf.Patch, retry: int, memo: kopf.Memo,
-                   _kind: str = _kind, **_: Any) -> None:
-        """Create or update in every registry; retry or stop as the core decides."""
-        outcome = await memo.reconciler.reconcile(_kind, body, attempt=retry)
-        _apply(outcome, body, patch)
-        if isinstance(outcome.error, Retry):
-            raise kopf.TemporaryError(outcome.error.message, delay=outcome.error.delay)
-        if isinstance(outcome.error, Stop):
-            raise kopf.PermanentError(outcome.error.message)
-
-    @kopf.timer(GROUP, VERSION, _plural, id="resync", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-    async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger,
-                     _kind: str = _kind, **_: Any) -> None:
-        """Drift check: the same reconcile; an unchanged registry means no write at all.
-
-        Skipped while the sync handler is between retries: its backoff (or the
-        registry's Retry-After) decides when the registry is called next.
-        """
-        if _retrying(body):
-            return
-        outcome = await memo.reconciler.reconcile(_kind, body)
-        _apply(outcome, body, patch)
-        if outcome.error is not None:
-            logger.warning("resync: %s", outcome.error.message)
-
-    @kopf.on.delete(GROUP, VERSION, _plural, id="forget", optional=True)
-    async def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        """Drop per-object state. Optional: adds no finalizer, removes nothing from registries."""
-        memo.reconciler.forget(body["metadata"]["uid"])
-
-
-for _plural, _kind in REGISTRY_KINDS.items():
-
-    @kopf.on.resume(GROUP, VERSION, _plural, id="check")
-    @kopf.on.create(GROUP, VERSION, _plural, id="check")
-    @kopf.on.update(GROUP, VERSION, _plural, id="check")
-    @kopf.timer(GROUP, VERSION, _plural, id="recheck", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-    async def check(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, _kind: str = _kind, **_: Any) -> None:
-        """The registry's Ready condition: endpoint reachable, credentials and settings accepted."""
-        outcome = await memo.reconciler.check_registry(_kind, body)
-        _apply(outcome, body, patch)
-        if isinstance(outcome.error, Retry):
-            raise kopf.TemporaryError(outcome.error.message, delay=outcome.error.delay)
+@kopf.on.event("", "v1", "secrets", id="watch-secrets")
+async def watch_secrets(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Registries' Secrets: a fixed password or token heals at once, not at the next resync."""
+    memo.controller.observe_secret(event.get("type"), event["object"])

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
+import os
+import secrets
 from typing import Any, Mapping
 
 import kubernetes
@@ -25,6 +28,9 @@ def load_config() -> None:
         kubernetes.config.load_incluster_config()
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config()
+    cfg = kubernetes.client.Configuration.get_default_copy()
+    cfg.connection_pool_maxsize = 16  # the default (4) is below the writer's thread count
+    kubernetes.client.Configuration.set_default(cfg)
 
 
 class KubeReader:
@@ -63,3 +69,81 @@ class KubeReader:
             if exc.status == 404:
                 raise NotFound(f"{what} not found") from None
             raise
+
+
+# ---------------------------------------------------------------- writes
+
+
+def _rv(obj: Mapping[str, Any]) -> int:
+    try:
+        return int(obj.get("metadata", {}).get("resourceVersion") or 0)
+    except ValueError:  # resourceVersions are opaque; etcd's are integers
+        return 0
+
+
+PLURALS = {"Model": "models", "ModelService": "modelservices", "ModelRegistry": "modelregistries",
+           "ClusterModelRegistry": "clustermodelregistries"}
+
+
+class WriteFailed(Exception):
+    """A write the apiserver refused or could not take. ``retry`` says whether trying
+    again later can help (5xx, 429, connection errors) or not (4xx: the patch itself is wrong)."""
+
+    def __init__(self, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+class KubeWriter:
+    """The only writes the operator makes: status patches and Events."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
+        self._client = api_client or kubernetes.client.ApiClient()
+        self._custom = kubernetes.client.CustomObjectsApi(self._client)
+        self._core = kubernetes.client.CoreV1Api(self._client)
+
+    async def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch ``status`` into the object's status subresource; the object as stored,
+        or None when it is gone."""
+        body = {"status": dict(status)}
+        plural = PLURALS[kind]
+
+        def call() -> Any:
+            if not namespace:
+                return self._custom.patch_cluster_custom_object_status(
+                    GROUP, VERSION, plural, name, body, _content_type="application/merge-patch+json")
+            return self._custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, body, _content_type="application/merge-patch+json")
+
+        try:
+            return await asyncio.to_thread(call)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise WriteFailed(f"status of {kind} {namespace}/{name}: HTTP {exc.status} {exc.reason}",
+                              retry=exc.status in (409, 429) or exc.status >= 500) from None
+        except Exception as exc:  # connection errors: urllib3's text may carry the URL, not secrets
+            raise WriteFailed(f"status of {kind} {namespace}/{name}: {type(exc).__name__}", retry=True) from None
+
+    async def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about ``obj``; failures are dropped (an Event is never worth a retry)."""
+        meta = obj.get("metadata", {})
+        namespace = meta.get("namespace") or "default"
+        now = datetime.datetime.now(datetime.timezone.utc)
+        event = kubernetes.client.CoreV1Event(
+            metadata=kubernetes.client.V1ObjectMeta(name=f"{meta.get('name')}.{secrets.token_hex(8)}",
+                                                    namespace=namespace),
+            involved_object=kubernetes.client.V1ObjectReference(
+                api_version=obj.get("apiVersion") or f"{GROUP}/{VERSION}", kind=obj.get("kind"),
+                name=meta.get("name"), namespace=meta.get("namespace"), uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion")),
+            type=type_, reason=reason, message=message[:1024], count=1,
+            first_timestamp=now, last_timestamp=now, event_time=None,
+            source=kubernetes.client.V1EventSource(component="modelsync"),
+            reporting_component="modelsync", reporting_instance=os.environ.get("POD_NAME", "modelsync"),
+            action=reason,
+        )
+        try:
+            await asyncio.to_thread(self._core.create_namespaced_event, namespace, event)
+        except Exception:  # noqa: BLE001 - best effort, as kubectl and controllers treat Events
+            pass

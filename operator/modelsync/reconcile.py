@@ -11,11 +11,24 @@ For each registry a resource names, like crossplane-runtime's managed reconciler
 The result is a status *patch* that holds only what changed, so an unchanged
 resync writes nothing, and an error decision for the caller: retry later
 (:class:`Retry`, with jittered exponential backoff or the registry's
-Retry-After) or wait for a new spec (:class:`Stop`). Handlers translate those
-into kopf's exceptions; backends never decide any of this.
+Retry-After) or wait for a new spec (:class:`Stop`). The controller
+(:mod:`modelsync.controller`) schedules accordingly; backends never decide any of this.
 
 A registry whose entry already records a terminal failure for the current
 generation is not called again: a rejected spec is retried when it changes.
+
+Three rules keep a reconcile from writing more than it must:
+
+* **Ready vs Synced** (Crossplane's split): ``Ready`` says every registry held
+  the spec when last observed; ``Synced`` says whether the last reconcile
+  worked. A transient read error flips Synced, not a Ready resource.
+* **One write per spec**: a field the registry accepted but does not echo back
+  is recorded in ``status.registries[].unobservedFields`` (field → digest of
+  the desired value) and not compared again until its spec value changes, so
+  the same update is never sent twice for one spec.
+* **Failures are news once**: an Event is posted when an entry's reason
+  changes, not on every try (``DependencyNotReady`` is Normal, the rest are
+  Warnings), and the status patch is empty when nothing changed.
 """
 from __future__ import annotations
 
@@ -35,24 +48,57 @@ from .backends.base import (
     Backend, BackendError, CredentialsRejected, Observation, Recoverable, RegistryConnection, Resource,
     Terminal, Unsupported,
 )
+try:
+    from .backends.base import CredentialsInvalid
+except ImportError:  # pragma: no cover - until the transport lands
+    class CredentialsInvalid(Terminal):  # type: ignore[no-redef]
+        reason = "CredentialsInvalid"
 from .kube import KubeReader, NotFound
 from .redact import scrub
 
-#: reasons that mean "do not call this registry again until the spec changes"
-TERMINAL_REASONS = frozenset({"InvalidSpec", "NameTaken", "Unsupported", "ImmutableField"})
-#: how long to wait before trying rejected credentials again (the fix is in a Secret)
+#: reasons that mean "do not call this registry again until the spec or the registry changes"
+TERMINAL_REASONS = frozenset({
+    "InvalidSpec", "NameTaken", "Unsupported", "ImmutableField", "RegistryMisconfigured", "CredentialsInvalid",
+})
+#: reasons that are waiting, not failing: posted as Normal Events
+WAITING_REASONS = frozenset({"DependencyNotReady"})
+#: how long to wait before trying rejected credentials again when no Secret change says so first
 CREDENTIALS_RETRY = 300.0
-BACKOFF_BASE = 2.0
-BACKOFF_CAP = 300.0
+BACKOFF_BASE = 1.0
+#: low enough that a registry back from an outage is called again within half a minute even
+#: without its Ready condition turning True (the controller also requeues on that)
+BACKOFF_CAP = 30.0
+#: inventory strings longer than this are not copied into status (they echo the spec back)
+INVENTORY_TEXT_LIMIT = 1024
+#: a status whose JSON is larger than this is trimmed (the apiserver's limit is ~1.5 MiB per object)
+STATUS_BYTES_LIMIT = 256 * 1024
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds to wait: the registry's Retry-After if it gave one, else exponential
-    backoff with full jitter (AWS's "full jitter": uniform(base, min(cap, base*2^n)))."""
-    if retry_after is not None:
-        return retry_after + random.uniform(0, min(1.0, retry_after * 0.1 + 0.1))
+    """Seconds to wait before try ``attempt + 1``: exponential backoff with full jitter
+    (uniform(base, min(cap, base*2^n))), and never less than the registry's Retry-After."""
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempt)))
-    return random.uniform(min(BACKOFF_BASE, ceiling), ceiling)
+    delay = random.uniform(min(BACKOFF_BASE, ceiling), ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after + random.uniform(0, min(1.0, retry_after * 0.1 + 0.1)))
+    return delay
+
+
+def digest(value: Any) -> str:
+    """A short, stable digest of a JSON-able value (for unobservedFields)."""
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def slim_inventory(inventory: Mapping[str, Any]) -> dict[str, Any]:
+    """The inventory as status keeps it: nulls dropped, long texts (a readme or introduction
+    that only echoes the spec) replaced by their size, so status stays small."""
+    out: dict[str, Any] = {}
+    for k, v in without_nulls(dict(inventory)).items():
+        if isinstance(v, str) and len(v) > INVENTORY_TEXT_LIMIT:
+            v = f"({len(v.encode())} bytes, not copied)"
+        out[k] = v
+    return out
 
 
 def now_rfc3339() -> str:
@@ -68,6 +114,28 @@ def without_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [without_nulls(v) for v in value]
     return value
+
+
+def fit_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Registry entries small enough for status: inventories are dropped, largest first,
+    until the JSON fits :data:`STATUS_BYTES_LIMIT`, each with a note saying so. Trimming
+    is decided here, once, so a status never fails the apiserver's size check and loops."""
+    def size() -> int:
+        return len(json.dumps(entries, default=str).encode())
+
+    if size() <= STATUS_BYTES_LIMIT:
+        return entries
+    entries = [dict(e) for e in entries]
+    for e in sorted(entries, key=lambda e: -len(json.dumps(e.get("inventory"), default=str))):
+        if e.get("inventory") is not None:
+            e["inventory"] = {"trimmed": "the inventory is too large for status; read it from the registry"}
+        if size() <= STATUS_BYTES_LIMIT:
+            break
+    for e in entries:
+        if size() <= STATUS_BYTES_LIMIT:
+            break
+        e["message"] = (e.get("message") or "")[:1024]
+    return entries
 
 
 # ---------------------------------------------------------------- outcomes
@@ -98,6 +166,29 @@ class Outcome:
 # ---------------------------------------------------------------- registries and backends
 
 
+def _header_safe(value: str) -> bool:
+    return all(" " <= c <= "~" or c == "\t" for c in value)
+
+
+def clean_credentials(data: Mapping[str, str], where: str) -> dict[str, str]:
+    """Secret values as a backend may use them. One trailing newline (``kubectl create secret
+    --from-file`` keeps the file's) is dropped; any other control or non-ASCII character is
+    refused with :class:`CredentialsInvalid` naming the Secret and key, never the value: such a
+    value would otherwise end up inside an HTTP library's exception text."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if value.endswith("\r\n"):
+            value = value[:-2]
+        elif value.endswith("\n"):
+            value = value[:-1]
+        if not _header_safe(value) and key != "ca.crt":
+            raise CredentialsInvalid(
+                f"{where} key {key!r} holds a character that cannot be sent (a control character, "
+                "an inner line break or non-ASCII text); fix the Secret")
+        out[key] = value
+    return out
+
+
 class BackendPool:
     """Backends by registry, rebuilt when the registry's spec or Secret changes.
 
@@ -108,7 +199,18 @@ class BackendPool:
     def __init__(self, reader: KubeReader) -> None:
         self.reader = reader
         self._backends: dict[str, tuple[str, Backend]] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
         self._lock = asyncio.Lock()
+
+    def limit(self, backend: Backend) -> asyncio.Semaphore:
+        """The bound on reconciles in flight against one registry. It matches the backend's
+        connection limit, so a request never waits for a connection (and never times out
+        waiting): the wait is here, before the request, and it has no timeout."""
+        key = backend.conn.key
+        sem = self._limits.get(key)
+        if sem is None:
+            sem = self._limits[key] = asyncio.Semaphore(getattr(backend.conn, "max_connections", 16))
+        return sem
 
     async def connection(self, ref: api.RegistryRef, namespace: str) -> tuple[RegistryConnection, str]:
         """The registry as a connection, plus a fingerprint of everything it came from."""
@@ -132,10 +234,11 @@ class BackendPool:
             sref = spec.credentialsSecretRef
             sns = reg_ns or sref.namespace or "default"
             try:
-                credentials, rv = await self.reader.secret_data(sref.name, sns)
+                raw, rv = await self.reader.secret_data(sref.name, sns)
             except NotFound as exc:
                 raise Recoverable(f"credentials of {ref.kind} {ref.name}: {exc}", reason="SecretNotFound") from None
             versions.append(rv)
+            credentials = clean_credentials(raw, f"Secret {sns}/{sref.name}")
         ca_pem = None
         if spec.tls and spec.tls.caSecretRef:
             cref = spec.tls.caSecretRef
@@ -237,7 +340,8 @@ class Reconciler:
     ) -> _RegistryResult:
         namespace = meta.get("namespace", "")
         base = {"name": ref.name, "kind": ref.kind}
-        previous = {k: old[k] for k in ("backend", "externalId", "inventory", "lastSyncTime") if old and old.get(k) is not None}
+        keep = ("backend", "externalId", "inventory", "lastSyncTime", "registryVersion", "unobservedFields")
+        previous = {k: old[k] for k in keep if old and old.get(k) is not None}
         try:
             backend, registry_version = await self.pool.backend(ref, namespace)
             if (old and old.get("reason") in TERMINAL_REASONS and old.get("observedGeneration") == generation
@@ -257,44 +361,91 @@ class Reconciler:
                 spec=spec, external_id=previous.get("externalId"),
                 references=await self._references(backend, kind, spec, namespace, ref),
             )
-            obs = await backend.observe(res)
-            action = None
-            if not obs.exists:
-                await backend.create(res)
-                obs = await backend.observe(res)  # the object as stored; adoption may leave a diff
-                action = ("Created", f"created in {backend.name} registry {ref.name}")
-            if obs.exists and obs.diff:
-                fields = ", ".join(obs.diff)
-                await backend.update(res, obs)
-                obs = await backend.observe(res)
-                action = action or ("Updated", f"updated {fields} in {backend.name} registry {ref.name}")
-            if not obs.exists or obs.diff:
-                raise Recoverable(f"{backend.name} registry {ref.name} does not hold the spec yet "
-                                  f"(differs: {', '.join(obs.diff) or 'missing'}); will look again")
+            async with self.pool.limit(backend):
+                obs, action, unobserved = await self._converge(backend, res, ref, previous.get("unobservedFields") or {})
         except BackendError as exc:
             message = scrub(exc.message)
             unnamed = [f for f in getattr(exc, "fields", ()) if f not in message]
             if unnamed:
                 message = f"{message} (field: {', '.join(unnamed)})"
-            return self._failed({**base, **previous}, generation, exc, message)
+            return self._failed({**base, **previous}, old, generation, exc, message)
         except Exception as exc:  # a bug or an unexpected library error: retry, never leak
             message = scrub(f"unexpected {type(exc).__name__}: {exc}")
-            return self._failed({**base, **previous}, generation, Recoverable(message, reason="ReconcileError"), message)
+            return self._failed({**base, **previous}, old, generation,
+                                Recoverable(message, reason="ReconcileError"), message)
         entry = {
             **base, "backend": backend.name, "registryVersion": registry_version,
             "externalId": obs.external_id, "synced": True,
             "reason": "Synced", "message": f"in sync with {backend.name} registry {ref.name}",
             "lastSyncTime": now_rfc3339() if action or not previous.get("lastSyncTime") else previous["lastSyncTime"],
-            "observedGeneration": generation, "inventory": without_nulls(dict(obs.inventory or {})),
+            "observedGeneration": generation, "inventory": slim_inventory(obs.inventory or {}),
         }
+        if unobserved:
+            entry["unobservedFields"] = unobserved
         event = ("Normal", action[0], f"{action[1]} as {obs.external_id}") if action else None
         return _RegistryResult(entry, event, None)
 
     @staticmethod
-    def _failed(known: Mapping[str, Any], generation: int, err: BackendError, message: str) -> _RegistryResult:
-        """The entry for a registry that could not be synced: what was known before, plus why."""
-        entry = {**known, "synced": False, "reason": err.reason, "message": message, "observedGeneration": generation}
-        return _RegistryResult(entry, None, err)
+    async def _converge(
+        backend: Backend, res: Resource, ref: api.RegistryRef, unobserved: Mapping[str, str],
+    ) -> tuple[Observation, tuple[str, str] | None, dict[str, str]]:
+        """observe → create or update only what differs → observe what the write left.
+
+        Returns the last observation, what was done (for the Event), and the fields the
+        registry accepted without reflecting them (field → digest of the desired value).
+        A field recorded that way is left out of the comparison while its desired value
+        stays the same: the registry has it, and sending it again would be the same write
+        for the same spec.
+        """
+        def wanted(obs: Observation, field: str) -> str:
+            if field in obs.desired:
+                return digest(obs.desired[field])
+            return digest([field, res.spec.model_dump(mode="json", exclude_none=True)])
+
+        def still_unseen(obs: Observation) -> dict[str, str]:
+            return {f: wanted(obs, f) for f in obs.diff if unobserved.get(f) == wanted(obs, f)}
+
+        obs = await backend.observe(res)
+        if not obs.exists:
+            await backend.create(res)
+            after = await backend.observe(res)  # the object as stored; adoption may leave a diff
+            if not after.exists:
+                raise Recoverable(f"{backend.name} registry {ref.name} accepted the create but does not "
+                                  "show the object yet; will look again")
+            # what differs right after our create was accepted and is not reflected
+            return after, ("Created", f"created in {backend.name} registry {ref.name}"), {
+                f: wanted(after, f) for f in after.diff}
+        skipped = still_unseen(obs)
+        pending = tuple(f for f in obs.diff if f not in skipped)
+        if not pending:
+            return obs, None, skipped
+        fields = ", ".join(pending)
+        await backend.update(res, dataclasses.replace(obs, diff=pending))
+        after = await backend.observe(res)
+        if not after.exists:
+            raise Recoverable(f"{backend.name} registry {ref.name} lost the object during the update; "
+                              "it will be created again")
+        # whatever still differs was accepted and not reflected: recorded, not sent again
+        return after, ("Updated", f"updated {fields} in {backend.name} registry {ref.name}"), {
+            f: wanted(after, f) for f in after.diff}
+
+    @staticmethod
+    def _failed(known: Mapping[str, Any], old: Mapping[str, Any] | None, generation: int,
+                err: BackendError, message: str) -> _RegistryResult:
+        """The entry for a registry that could not be synced: what was known before, plus why.
+
+        ``synced`` stays true through a transient failure when the registry held this very
+        generation when last observed (Ready keeps its meaning); a terminal failure clears it.
+        """
+        held = bool(old and old.get("synced") and old.get("observedGeneration") == generation)
+        synced = held and isinstance(err, Recoverable)
+        entry = {**known, "synced": synced, "reason": err.reason, "message": message,
+                 "observedGeneration": generation}
+        event = None
+        if not old or old.get("reason") != err.reason:
+            event = ("Normal" if err.reason in WAITING_REASONS else "Warning", err.reason,
+                     f"{known['kind']} {known['name']}: {message}")
+        return _RegistryResult(entry, event, err)
 
     async def check_registry(self, kind: str, body: Mapping[str, Any]) -> Outcome:
         """A registry's own Ready condition: can ModelSync use it right now?"""
@@ -342,28 +493,33 @@ class Reconciler:
         spec_error: BackendError | None = None,
     ) -> dict[str, Any]:
         total = len(entries)
-        synced = sum(1 for e in entries if e.get("synced"))
-        failures = [e for e in entries if not e.get("synced")]
+        held = sum(1 for e in entries if e.get("synced"))
+        failures = [e for e in entries if e.get("reason") != "Synced"]
         if spec_error is not None:  # the spec itself did not parse
             synced_cond = ("False", spec_error.reason, spec_error.message)
             ready_cond = ("False", spec_error.reason, spec_error.message)
-        elif not failures:
-            synced_cond = ("True", "ReconcileSuccess", f"in sync with {synced} of {total} registries")
-            ready_cond = ("True", "Synced", f"in sync with {synced} of {total} registries")
         else:
-            reasons = [e["reason"] for e in failures]
-            terminal = [r for r in reasons if r in TERMINAL_REASONS]
-            reason = terminal[0] if terminal else reasons[0]
-            detail = "; ".join(f"{e['name']}: {e.get('message', '')}" for e in failures)
-            synced_cond = ("False", reason, detail)
-            ready_cond = ("False", "NotSynced" if synced < total else reason,
-                          f"in sync with {synced} of {total} registries")
+            if not failures:
+                synced_cond = ("True", "ReconcileSuccess", f"in sync with {held} of {total} registries")
+            else:
+                reasons = [e["reason"] for e in failures]
+                terminal = [r for r in reasons if r in TERMINAL_REASONS]
+                detail = "; ".join(f"{e['name']}: {e.get('message', '')}" for e in failures)
+                synced_cond = ("False", terminal[0] if terminal else reasons[0], detail)
+            if held == total:
+                ready_cond = ("True", "Synced", f"in sync with {held} of {total} registries")
+            else:
+                ready_cond = ("False", "NotSynced", f"in sync with {held} of {total} registries")
         old_conditions = {c.get("type"): c for c in old.get("conditions") or []}
         conditions = [
             self._condition(old_conditions.get(t), t, s, r, m, generation)
             for t, (s, r, m) in (("Ready", ready_cond), ("Synced", synced_cond))
         ]
-        return {"observedGeneration": generation, "conditions": conditions, "registries": list(entries)}
+        status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions,
+                                  "registries": fit_entries(list(entries))}
+        if "kopf" in old:
+            status["kopf"] = None  # bookkeeping of earlier versions (a copy of the spec): dropped
+        return status
 
     @staticmethod
     def _condition(old: Mapping[str, Any] | None, type_: str, status: str, reason: str, message: str,

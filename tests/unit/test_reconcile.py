@@ -59,6 +59,7 @@ class MemoryBackend(Backend):
 
 class Pool(BackendPool):
     def __init__(self, backend: MemoryBackend | Exception) -> None:
+        super().__init__(reader=None)  # type: ignore[arg-type]
         self.the = backend
 
     version = "v1"
@@ -183,11 +184,15 @@ async def test_condition_transition_time_kept_while_status_unchanged(backend: Me
 
 
 def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
-    assert all(2 <= backoff(0) <= 2 for _ in range(5))
+    assert all(1 <= backoff(0) <= 1 for _ in range(5))
     samples = {round(backoff(5), 3) for _ in range(20)}
-    assert len(samples) > 1 and all(2 <= s <= 64 for s in samples)
-    assert all(s <= 300 for s in (backoff(30) for _ in range(20)))
+    assert len(samples) > 1 and all(1 <= s <= 32 for s in samples)
+    assert all(s <= 30 for s in (backoff(30) for _ in range(50)))  # capped: an outage's end is seen soon
     assert 10 <= backoff(0, retry_after=10) <= 11
+    # Retry-After is a floor, not a replacement: a short one does not hammer a registry
+    # that keeps failing (503 + Retry-After: 1 for a whole outage)
+    late = [backoff(6, retry_after=1) for _ in range(50)]
+    assert all(s >= 1 for s in late) and max(late) > 5
 
 
 async def test_reader_not_found_maps_to_registry_not_found() -> None:
@@ -242,3 +247,122 @@ async def test_terminal_is_retried_when_the_registry_changes(backend: MemoryBack
     out = await r.reconcile("Model", b)
     assert "create" in backend.calls and out.error is None
     assert out.status_patch["registries"][0]["registryVersion"] == "v2"
+
+
+# ---------------------------------------------------------------- hardening rules
+
+
+class EchoLessBackend(MemoryBackend):
+    """Stores ``tag`` but never shows it back, like ZStack's system tags."""
+
+    def _desired(self, res: Resource) -> dict[str, Any]:
+        return {"description": res.spec.description, "tag": res.spec.vendor}
+
+    async def observe(self, res: Resource) -> Observation:
+        self.calls.append("observe")
+        obj = self.store.get(res.uid)
+        if obj is None:
+            return Observation(exists=False)
+        desired = self._desired(res)
+        shown = {k: v for k, v in obj.items() if k != "tag"}
+        d = tuple(k for k, v in desired.items() if shown.get(k) != v)
+        return Observation(exists=True, external_id=res.uid, diff=d, inventory=shown, desired=desired)
+
+
+def _with_status(b: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    return {**b, "status": {**b.get("status", {}), **patch}}
+
+
+async def test_a_field_the_registry_does_not_echo_is_written_once_per_spec() -> None:
+    backend = EchoLessBackend(CONN)
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    b = body(kind_spec={"vendor": "acme"})
+    out = await r.reconcile("Model", b)
+    assert out.error is None and backend.calls == ["observe", "create", "observe"]
+    entry = out.status_patch["registries"][0]
+    assert entry["synced"] and set(entry["unobservedFields"]) == {"tag"}
+    assert {c["type"]: c["status"] for c in out.status_patch["conditions"]} == {"Ready": "True", "Synced": "True"}
+    b = _with_status(b, out.status_patch)
+    for _ in range(3):  # resyncs: the unreflected field is not sent again
+        backend.calls.clear()
+        out = await r.reconcile("Model", b)
+        assert backend.calls == ["observe"] and out.status_patch == {}
+    # its spec value changes: sent once more, then recorded again
+    b2 = {**b, "metadata": {**b["metadata"], "generation": 2}, "spec": {**b["spec"], "vendor": "other"}}
+    backend.calls.clear()
+    out = await r.reconcile("Model", b2)
+    assert backend.calls == ["observe", "update:tag", "observe"] and out.error is None
+    b2 = _with_status(b2, out.status_patch)
+    backend.calls.clear()
+    out = await r.reconcile("Model", b2)
+    assert backend.calls == ["observe"] and out.status_patch == {}
+
+
+async def test_transient_failure_keeps_ready_and_flips_synced(backend: MemoryBackend) -> None:
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    b = body()
+    b = _with_status(b, (await r.reconcile("Model", b)).status_patch)
+    backend.fail = Recoverable("registry down", retry_after=3)
+    out = await r.reconcile("Model", b)
+    conds = {c["type"]: c for c in out.status_patch["conditions"]}
+    assert conds["Ready"]["status"] == "True" and conds["Synced"]["status"] == "False"
+    assert conds["Synced"]["reason"] == "RegistryUnavailable"
+    assert out.events == [("Warning", "RegistryUnavailable", "ModelRegistry r: registry down")]
+    assert isinstance(out.error, Retry) and out.error.delay >= 3
+    # the same failure again: no status change, no Event
+    b = _with_status(b, out.status_patch)
+    out = await r.reconcile("Model", b)
+    assert out.status_patch == {} and out.events == [] and isinstance(out.error, Retry)
+    # a terminal failure does clear Ready
+    backend.fail = Terminal("bad field", fields=("spec.description",))
+    out = await r.reconcile("Model", b)
+    conds = {c["type"]: c for c in out.status_patch["conditions"]}
+    assert conds["Ready"]["status"] == "False" and conds["Synced"]["reason"] == "InvalidSpec"
+
+
+async def test_waiting_on_a_dependency_is_a_normal_event(backend: MemoryBackend) -> None:
+    backend.fail = Recoverable("spec.defaultServiceRef: ModelService s not found", reason="DependencyNotReady")
+    out = await Reconciler(reader=None, pool=Pool(backend)).reconcile("Model", body())  # type: ignore[arg-type]
+    assert [e[:2] for e in out.events] == [("Normal", "DependencyNotReady")]
+
+
+async def test_large_inventory_texts_are_not_copied_and_status_fits() -> None:
+    from modelsync.reconcile import STATUS_BYTES_LIMIT, fit_entries, slim_inventory
+
+    inv = slim_inventory({"uuid": "x", "introduction": "y" * 600_000, "gone": None})
+    assert inv == {"uuid": "x", "introduction": "(600000 bytes, not copied)"}
+    entries = [{"name": f"r{i}", "inventory": {"k": ["v" * 1000] * 100}, "message": "m"} for i in range(8)]
+    fitted = fit_entries(entries)
+    import json
+
+    assert len(json.dumps(fitted).encode()) <= STATUS_BYTES_LIMIT
+    assert any("trimmed" in e["inventory"] for e in fitted)
+    assert entries[0]["inventory"] != fitted[0]["inventory"] or "trimmed" in fitted[-1]["inventory"]
+
+
+async def test_earlier_bookkeeping_in_status_is_dropped(backend: MemoryBackend) -> None:
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    b = body()
+    b = _with_status(b, (await r.reconcile("Model", b)).status_patch)
+    b = _with_status(b, {"kopf": {"lastHandledConfiguration": "{...}"}})
+    out = await r.reconcile("Model", b)
+    assert out.status_patch == {"kopf": None}
+
+
+@pytest.mark.parametrize("value, cleaned", [
+    ("tok\n", "tok"), ("tok\r\n", "tok"), ("tok", "tok"), ("p a\tss", "p a\tss"),
+])
+def test_credentials_lose_one_trailing_newline(value: str, cleaned: str) -> None:
+    from modelsync.reconcile import clean_credentials
+
+    assert clean_credentials({"token": value}, "Secret ns/s") == {"token": cleaned}
+
+
+@pytest.mark.parametrize("value", ["zq9\nx", "zq9x\n\n", "zq9x\x01", "zq9ö", "zq9x\x7f"])
+def test_credentials_with_illegal_characters_are_refused_without_the_value(value: str) -> None:
+    from modelsync.reconcile import CredentialsInvalid, clean_credentials
+
+    with pytest.raises(CredentialsInvalid) as err:
+        clean_credentials({"token": value}, "Secret ns/s")
+    assert "Secret ns/s" in err.value.message and "'token'" in err.value.message
+    assert "zq9" not in err.value.message

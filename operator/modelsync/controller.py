@@ -1,0 +1,441 @@
+"""The controller: a work queue between kopf's watch streams and the reconcile core.
+
+kopf watches the resources and calls :meth:`Controller.observe` for every event
+(``@kopf.on.event`` in :mod:`modelsync.handlers`); this module decides *when* a
+resource is reconciled, and writes what the core decided. It is client-go's
+workqueue pattern, for the reasons that made client-go adopt it:
+
+* **Bounded work in flight.** A fixed number of workers takes keys from one
+  queue; a key is queued at most once and never processed by two workers at
+  once. A burst (a thousand creates, a restart, resync timers) waits in the
+  queue, which has no timeout, instead of piling requests on the HTTP pools.
+  Per registry, the core bounds requests in flight to the backend's connection
+  limit (:meth:`modelsync.reconcile.BackendPool.limit`).
+* **No writes for nothing.** kopf's own retry machinery stores its progress in
+  the object on every try; here a failing reconcile is re-queued in memory with
+  jittered backoff (never less than the registry's Retry-After), and status is
+  patched only when it changed. A watch event caused by our own status write is
+  not a reason to reconcile: only a new object, a new generation, a deletion or
+  a ``modelsync.io/*`` annotation change is.
+* **Resync spread out.** Each in-sync resource is looked at again after the
+  resync interval with ±10 % jitter; resources found in sync at start-up
+  (a restart) are spread uniformly over the first interval and cost nothing
+  until then, so a restart writes nothing.
+* **Reads from memory.** Registries, their Secrets and ModelServices come from
+  this process's caches, kept current by the same watch events (a Secret is
+  kept only while a registry names it); a miss falls back to one GET.
+* **Recovery is an event.** A registry whose Ready condition turns True, whose
+  spec changes, or whose Secret changes re-queues at once every resource that
+  is not in sync with it; a ModelService newly synced re-queues the Models
+  waiting for it.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import heapq
+import logging
+import random
+import time
+from typing import Any, Iterable, Mapping
+
+from .kube import KubeReader, KubeWriter, NotFound, WriteFailed, _rv
+from .reconcile import Outcome, Reconciler, Retry, Stop, backoff
+
+logger = logging.getLogger("modelsync.controller")
+
+RESOURCE_KINDS = ("Model", "ModelService")
+REGISTRY_KINDS = ("ModelRegistry", "ClusterModelRegistry")
+#: how often a registry that is not Ready is checked again (its resources wait for it)
+REGISTRY_RETRY = 5.0
+#: annotations that ask for a reconcile when they change
+ANNOTATION_PREFIX = "modelsync.io/"
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Key:
+    kind: str
+    namespace: str  # "" for cluster-scoped objects
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the controller keeps of an object: no managedFields, no last-applied copy of the spec."""
+    meta = dict(body.get("metadata") or {})
+    meta.pop("managedFields", None)
+    annotations = meta.get("annotations")
+    if annotations and "kubectl.kubernetes.io/last-applied-configuration" in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items()
+                               if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    out = {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": meta}
+    for k in ("spec", "status", "data", "type"):
+        if k in body:
+            out[k] = body[k]
+    return out
+
+
+def _own_annotations(body: Mapping[str, Any]) -> dict[str, str]:
+    ann = (body.get("metadata") or {}).get("annotations") or {}
+    return {k: v for k, v in ann.items() if k.startswith(ANNOTATION_PREFIX)}
+
+
+def _condition(body: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
+    for c in (body.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return c
+    return {}
+
+
+def in_sync(body: Mapping[str, Any]) -> bool:
+    """The status says the registries held this generation when last observed, and the
+    last reconcile worked: nothing to do until the next resync."""
+    status = body.get("status") or {}
+    gen = (body.get("metadata") or {}).get("generation")
+    return (status.get("observedGeneration") == gen and _condition(body, "Ready").get("status") == "True"
+            and _condition(body, "Synced").get("status") == "True" and "kopf" not in status)
+
+
+class WorkQueue:
+    """Keys due at a time. A key is queued at most once (the earlier time wins unless
+    replaced), is handed to one worker at a time, and a key added while it is being
+    processed is processed again right after (client-go's workqueue semantics)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Key]] = []
+        self._due: dict[Key, float] = {}
+        self._processing: set[Key] = set()
+        self._again: set[Key] = set()
+        self._seq = 0
+        self._wake = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._processing)
+
+    def add(self, key: Key, delay: float = 0.0, *, replace: bool = False) -> None:
+        due = time.monotonic() + max(0.0, delay)
+        current = self._due.get(key)
+        if current is not None and not replace and current <= due:
+            return
+        if key in self._processing and delay <= 0:
+            self._again.add(key)
+            return
+        self._due[key] = due
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, key))
+        if self._heap[0][2] == key:
+            self._wake.set()
+
+    def discard(self, key: Key) -> None:
+        self._due.pop(key, None)
+        self._again.discard(key)
+
+    async def get(self) -> Key:
+        while True:
+            now = time.monotonic()
+            while self._heap and self._heap[0][0] <= now:
+                due, _, key = heapq.heappop(self._heap)
+                if self._due.get(key) != due:
+                    continue  # superseded
+                del self._due[key]
+                if key in self._processing:
+                    self._again.add(key)
+                    continue
+                self._processing.add(key)
+                return key
+            timeout = self._heap[0][0] - now if self._heap else None
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    def done(self, key: Key) -> None:
+        self._processing.discard(key)
+        if key in self._again:
+            self._again.discard(key)
+            self.add(key, replace=True)
+
+
+class Store:
+    """The reads the reconcile core makes (the :class:`~modelsync.kube.KubeReader`
+    interface), answered from the controller's caches; a miss is read once from the
+    apiserver and kept."""
+
+    def __init__(self, controller: "Controller", fallback: KubeReader) -> None:
+        self.controller = controller
+        self.fallback = fallback
+        #: (namespace, name) → (decoded data, resourceVersion), only for Secrets registries name
+        self.secrets: dict[tuple[str, str], tuple[dict[str, str], str]] = {}
+
+    async def registry(self, kind: str, name: str, namespace: str) -> Mapping[str, Any]:
+        key = Key(kind, namespace if kind == "ModelRegistry" else "", name)
+        obj = self.controller.objects.get(key)
+        if obj is None:
+            obj = slim(await self.fallback.registry(kind, name, namespace))
+            self.controller.objects.setdefault(key, obj)
+        return obj
+
+    async def model_service(self, name: str, namespace: str) -> Mapping[str, Any]:
+        obj = self.controller.objects.get(Key("ModelService", namespace, name))
+        if obj is None:
+            obj = await self.fallback.model_service(name, namespace)
+        return obj
+
+    async def secret_data(self, name: str, namespace: str) -> tuple[dict[str, str], str]:
+        cached = self.secrets.get((namespace, name))
+        if cached is None:
+            cached = await self.fallback.secret_data(name, namespace)
+            self.secrets[(namespace, name)] = cached
+        return cached
+
+
+class Controller:
+    """One per operator process: the caches, the queue, the workers."""
+
+    def __init__(self, reconciler: Reconciler, writer: KubeWriter, *, workers: int = 32,
+                 resync: float = 300.0) -> None:
+        self.reconciler = reconciler
+        self.writer = writer
+        self.workers = workers
+        self.resync = resync
+        self.queue = WorkQueue()
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.failures: collections.Counter[Key] = collections.Counter()
+        self._tasks: list[asyncio.Task[None]] = []
+        #: (namespace, ModelService name) → Models that name it as defaultServiceRef
+        self._dependents: dict[tuple[str, str], set[Key]] = collections.defaultdict(set)
+
+    # ------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._worker(), name=f"modelsync-worker-{i}") for i in range(self.workers)]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    # ------------------------------------------------------------ watch events
+
+    def observe(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """One watch event (or an initial listing, ``event_type`` None) for a Model,
+        ModelService or registry: update the cache, queue the key if there is work."""
+        meta = body.get("metadata") or {}
+        key = Key(kind, meta.get("namespace") or "", meta.get("name") or "")
+        if event_type == "DELETED":
+            self._forget(key, body)
+            return
+        old = self.objects.get(key)
+        if old is not None and old["metadata"].get("uid") == meta.get("uid") and _rv(old) > _rv(body):
+            return  # older than what our own write returned
+        new = slim(body)
+        self.objects[key] = new
+        if kind == "Model":
+            self._index_dependency(key, old, new)
+        if kind in REGISTRY_KINDS:
+            if old is None or self._changed(old, new):
+                self.queue.add(key)
+                if old is not None:
+                    self._requeue_dependents(key, only_unsynced=True)
+            return
+        if kind == "ModelService" and old is not None and self._externals(old) != self._externals(new):
+            for dep in self._dependents.get((key.namespace, key.name), ()):
+                self.queue.add(dep)
+        if old is None:
+            if in_sync(new):  # e.g. a restart: look again within one resync interval, spread out
+                self.queue.add(key, random.uniform(0, self.resync))
+            else:
+                self.queue.add(key)
+        elif self._changed(old, new):
+            self.failures.pop(key, None)
+            self.queue.add(key, replace=True)
+
+    def observe_secret(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A Secret changed: if a registry uses it, refresh the cache and check the
+        registries using it again (their resources follow when they turn Ready)."""
+        meta = body.get("metadata") or {}
+        ident = (meta.get("namespace") or "", meta.get("name") or "")
+        store: Store = self.reconciler.reader  # type: ignore[assignment]
+        if ident not in store.secrets:
+            return
+        if event_type == "DELETED":
+            store.secrets.pop(ident, None)
+        else:
+            import base64
+
+            data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (body.get("data") or {}).items()}
+            if store.secrets[ident][1] == meta.get("resourceVersion"):
+                return
+            store.secrets[ident] = (data, meta.get("resourceVersion") or "")
+        for key, obj in list(self.objects.items()):
+            if key.kind in REGISTRY_KINDS and ident in _secret_refs(key, obj):
+                self.queue.add(key)
+                self._requeue_dependents(key, only_unsynced=True)
+
+    @staticmethod
+    def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+        om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+        return (om.get("uid") != nm.get("uid") or om.get("generation") != nm.get("generation")
+                or om.get("deletionTimestamp") != nm.get("deletionTimestamp")
+                or _own_annotations(old) != _own_annotations(new))
+
+    @staticmethod
+    def _externals(body: Mapping[str, Any]) -> list[Any]:
+        return [(e.get("name"), e.get("externalId")) for e in (body.get("status") or {}).get("registries") or []]
+
+    def _index_dependency(self, key: Key, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
+        for body, add in ((old, False), (new, True)):
+            ref = ((body or {}).get("spec") or {}).get("defaultServiceRef") or {}
+            if ref.get("name"):
+                deps = self._dependents[(key.namespace, ref["name"])]
+                (deps.add if add else deps.discard)(key)
+
+    def _forget(self, key: Key, body: Mapping[str, Any]) -> None:
+        old = self.objects.pop(key, None)
+        if key.kind == "Model":
+            self._index_dependency(key, old, None)
+        self.queue.discard(key)
+        self.failures.pop(key, None)
+        uid = (body.get("metadata") or {}).get("uid")
+        if uid:
+            self.reconciler.forget(uid)
+
+    def _requeue_dependents(self, registry: Key, *, only_unsynced: bool) -> int:
+        """Queue now every resource naming ``registry`` that is not in sync with it."""
+        n = 0
+        for key, obj in list(self.objects.items()):
+            if key.kind not in RESOURCE_KINDS:
+                continue
+            if registry.kind == "ModelRegistry" and key.namespace != registry.namespace:
+                continue
+            refs = (obj.get("spec") or {}).get("registries") or []
+            if not any(r.get("name") == registry.name and r.get("kind", "ModelRegistry") == registry.kind for r in refs):
+                continue
+            if only_unsynced:
+                entries = (obj.get("status") or {}).get("registries") or []
+                entry = next((e for e in entries if e.get("name") == registry.name
+                              and e.get("kind", "ModelRegistry") == registry.kind), None)
+                if entry is not None and entry.get("reason") == "Synced":
+                    continue
+            self.failures.pop(key, None)
+            self.queue.add(key, replace=True)
+            n += 1
+        return n
+
+    # ------------------------------------------------------------ workers
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.process(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug: log it, retry the key later, keep the worker
+                logger.exception("processing %s failed", key)
+                self.queue.add(key, backoff(self.failures[key]), replace=True)
+                self.failures[key] += 1
+            finally:
+                self.queue.done(key)
+
+    async def process(self, key: Key) -> None:
+        body = self.objects.get(key)
+        if body is None:
+            return
+        if key.kind in REGISTRY_KINDS:
+            await self._process_registry(key, body)
+            return
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return  # nothing to remove from registries yet; kopf drops the finalizer of earlier versions
+        outcome = await self.reconciler.reconcile(key.kind, body, attempt=self.failures[key])
+        if not await self._write(key, body, outcome):
+            return
+        error = outcome.error
+        if isinstance(error, Retry):
+            self.queue.add(key, error.delay, replace=True)
+            self.failures[key] += 1
+            self._nudge_registries(body)
+        else:
+            self.failures.pop(key, None)
+            self.queue.add(key, self.resync * random.uniform(0.9, 1.1), replace=True)
+        if isinstance(error, Stop):
+            logger.info("%s: waiting for a new spec: %s", key, error.message)
+        elif isinstance(error, Retry):
+            logger.info("%s: will retry in %.1fs: %s", key, error.delay, error.message)
+
+    async def _write(self, key: Key, body: Mapping[str, Any], outcome: Outcome) -> bool:
+        """Patch status (if anything changed) and post the outcome's Events. False when the
+        object is gone or the write must be retried (then it is queued again)."""
+        if outcome.status_patch:
+            try:
+                stored = await self.writer.patch_status(key.kind, key.namespace, key.name, outcome.status_patch)
+            except WriteFailed as exc:
+                if exc.retry:
+                    logger.warning("%s: %s; will retry", key, exc)
+                    self.queue.add(key, backoff(self.failures[key]), replace=True)
+                    self.failures[key] += 1
+                else:  # the patch itself is refused: retrying the same patch cannot help
+                    logger.error("%s: %s; not retried until the object changes", key, exc)
+                    self.queue.add(key, self.resync, replace=True)
+                return False
+            if stored is None:
+                return False
+            current = self.objects.get(key)
+            if current is not None and _rv(stored) >= _rv(current):
+                was = current
+                self.objects[key] = slim(stored)
+                if key.kind == "ModelService" and self._externals(was) != self._externals(stored):
+                    for dep in self._dependents.get((key.namespace, key.name), ()):
+                        self.queue.add(dep)
+        for type_, reason, message in outcome.events:
+            await self.writer.event(body, type_, reason, message)
+        return True
+
+    def _nudge_registries(self, body: Mapping[str, Any]) -> None:
+        """A resource failed against a registry that says it is Ready: check that registry
+        soon, so an outage shows on it and its recovery re-queues what waits for it."""
+        meta = body.get("metadata") or {}
+        for e in (body.get("status") or {}).get("registries") or []:
+            if e.get("reason") not in ("RegistryUnavailable", "ReconcileError"):
+                continue
+            kind = e.get("kind", "ModelRegistry")
+            key = Key(kind, meta.get("namespace", "") if kind == "ModelRegistry" else "", e.get("name", ""))
+            reg = self.objects.get(key)
+            if reg is not None and _condition(reg, "Ready").get("status") == "True":
+                self.queue.add(key, 1.0)
+
+    async def _process_registry(self, key: Key, body: Mapping[str, Any]) -> None:
+        was_ready = _condition(body, "Ready").get("status") == "True"
+        outcome = await self.reconciler.check_registry(key.kind, body)
+        if not await self._write(key, body, outcome):
+            return
+        now_ready = _condition(self.objects.get(key, body), "Ready").get("status") == "True"
+        if now_ready and not was_ready:
+            n = self._requeue_dependents(key, only_unsynced=True)
+            logger.info("%s is Ready: %d resources queued", key, n)
+        if now_ready:
+            self.queue.add(key, self.resync * random.uniform(0.9, 1.1), replace=True)
+        elif isinstance(outcome.error, Retry):
+            self.queue.add(key, max(REGISTRY_RETRY, outcome.error.delay), replace=True)
+        else:
+            self.queue.add(key, self.resync, replace=True)
+
+
+def _secret_refs(key: Key, obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    spec = obj.get("spec") or {}
+    refs = [spec.get("credentialsSecretRef"), (spec.get("tls") or {}).get("caSecretRef")]
+    for ref in refs:
+        if ref and ref.get("name"):
+            yield (key.namespace or ref.get("namespace") or "default", ref["name"])
+
+
+__all__ = ["Controller", "Key", "Store", "WorkQueue", "in_sync", "NotFound"]

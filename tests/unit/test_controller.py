@@ -1,0 +1,119 @@
+"""The controller's work queue and its decisions about watch events (no apiserver needed:
+these are the in-memory parts; tests/integration runs them against the real one)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from modelsync.controller import Controller, Key, WorkQueue, in_sync
+from modelsync.reconcile import Outcome
+
+
+async def test_a_key_is_queued_once_and_the_earlier_time_wins() -> None:
+    q = WorkQueue()
+    k = Key("Model", "ns", "a")
+    q.add(k, 10)
+    q.add(k, 0)
+    q.add(k, 5)
+    assert len(q) == 1
+    got = await asyncio.wait_for(q.get(), 1)
+    assert got == k and len(q) == 0 and q.in_flight == 1
+
+
+async def test_a_key_added_while_processing_is_processed_again_after() -> None:
+    q = WorkQueue()
+    k = Key("Model", "ns", "a")
+    q.add(k)
+    assert await q.get() == k
+    q.add(k)  # an event while a worker has it
+    assert len(q) == 0
+    q.done(k)
+    assert await asyncio.wait_for(q.get(), 1) == k
+
+
+async def test_replace_moves_a_key_later() -> None:
+    q = WorkQueue()
+    k = Key("Model", "ns", "a")
+    q.add(k)
+    q.add(k, 60, replace=True)
+    try:
+        await asyncio.wait_for(q.get(), 0.2)
+        raise AssertionError("a key due in 60 s was handed out")
+    except asyncio.TimeoutError:
+        pass
+
+
+class Reconciler:
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+        self.running = 0
+        self.peak = 0
+        self.done: list[str] = []
+        self.reader = None
+
+    async def reconcile(self, kind: str, body: dict[str, Any], attempt: int = 0) -> Outcome:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        await asyncio.sleep(self.delay)
+        self.running -= 1
+        self.done.append(body["metadata"]["name"])
+        return Outcome({}, [], None)
+
+    def forget(self, uid: str) -> None:
+        pass
+
+
+def obj(name: str, generation: int = 1, status: dict[str, Any] | None = None, rv: int = 1) -> dict[str, Any]:
+    return {"kind": "Model", "metadata": {"name": name, "namespace": "ns", "uid": f"u-{name}", "generation": generation,
+                                          "resourceVersion": str(rv)},
+            "spec": {"registries": [{"name": "r"}]}, "status": status or {}}
+
+
+READY = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"},
+                                                 {"type": "Synced", "status": "True"}]}
+
+
+async def test_a_burst_is_worked_off_with_a_bounded_number_in_flight() -> None:
+    rec = Reconciler()
+    c = Controller(rec, writer=None, workers=8, resync=3600)  # type: ignore[arg-type]
+    c.start()
+    try:
+        for i in range(100):
+            c.observe("Model", "ADDED", obj(f"m{i}"))
+        deadline = time.monotonic() + 10
+        while len(rec.done) < 100 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    finally:
+        await c.stop()
+    assert sorted(rec.done) == sorted(f"m{i}" for i in range(100))
+    assert rec.peak == 8
+
+
+async def test_only_new_objects_generations_and_annotations_are_work() -> None:
+    c = Controller(Reconciler(), writer=None, workers=1, resync=3600)  # type: ignore[arg-type]
+    c.observe("Model", None, obj("a"))
+    assert len(c.queue) == 1
+    c.queue.discard(Key("Model", "ns", "a"))
+    c.observe("Model", "MODIFIED", obj("a", status=READY, rv=2))  # our own status write
+    assert len(c.queue) == 0
+    c.observe("Model", "MODIFIED", obj("a", generation=2, rv=3))
+    assert len(c.queue) == 1
+    c.queue.discard(Key("Model", "ns", "a"))
+    c.observe("Model", "MODIFIED", obj("a", generation=2, rv=1))  # stale: older than what we hold
+    assert c.objects[Key("Model", "ns", "a")]["metadata"]["resourceVersion"] == "3"
+    anno = obj("a", generation=2, rv=4)
+    anno["metadata"]["annotations"] = {"modelsync.io/sync-requested-at": "now"}
+    c.observe("Model", "MODIFIED", anno)
+    assert len(c.queue) == 1
+
+
+async def test_objects_in_sync_at_start_are_spread_over_the_resync_interval() -> None:
+    c = Controller(Reconciler(), writer=None, workers=1, resync=100)  # type: ignore[arg-type]
+    for i in range(200):
+        c.observe("Model", None, obj(f"m{i}", status=READY))
+    assert in_sync(obj("x", status=READY))
+    now = time.monotonic()
+    dues = sorted(d - now for d in c.queue._due.values())
+    assert len(dues) == 200 and dues[0] >= 0 and dues[-1] <= 100
+    assert dues[100] > 25 and dues[100] < 75  # spread, not bunched

@@ -47,15 +47,15 @@ def test_operator_rbac_is_enough_and_no_more(control_plane: ControlPlane) -> Non
                            ("patch", "models.modelsync.io/status"), ("patch", "modelservices.modelsync.io/status"),
                            ("list", "modelregistries.modelsync.io"), ("get", "clustermodelregistries.modelsync.io"),
                            ("patch", "modelregistries.modelsync.io/status"), ("patch", "modelregistries.modelsync.io"),
-                           ("get", "secrets"), ("create", "events")]:
+                           ("get", "secrets"), ("list", "secrets"), ("watch", "secrets"), ("create", "events")]:
         assert can(verb, resource, "-A"), f"the operator cannot {verb} {resource}"
-    for verb, resource in [("delete", "models.modelsync.io"), ("list", "secrets"), ("create", "secrets"),
+    for verb, resource in [("delete", "models.modelsync.io"), ("create", "secrets"), ("update", "secrets"),
                            ("delete", "modelregistries.modelsync.io"), ("create", "pods")]:
         assert not can(verb, resource, "-A"), f"the operator should not {verb} {resource}"
 
 
 def test_deploy_manifests_are_admitted(control_plane: ControlPlane) -> None:
-    r = control_plane.kubectl_run("apply", "--dry-run=server", "-f", str(ROOT / "deploy"))
+    r = control_plane.kubectl_run("apply", "--dry-run=server", "-k", str(ROOT / "deploy"))
     assert "deployment.apps/modelsync" in r.stdout
 
 

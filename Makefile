@@ -4,7 +4,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv controlplane test lint unit integration demo crds bench image image-smoke clean
+.PHONY: help venv controlplane lua test lint unit integration demo crds bench image image-smoke clean
 
 help:
 	@echo "make demo   local control plane + ZStack simulator + operator + examples, then their synced status"
@@ -25,7 +25,11 @@ venv: $(VENV)/.installed
 controlplane:
 	@bash tools/controlplane/build.sh >/dev/null
 
-test: venv controlplane lint
+# lua5.4 and lua5.1 for the Argo CD health-check tests: installed with apt-get when root, else those tests skip.
+lua:
+	@bash tools/ensure-lua.sh
+
+test: venv controlplane lua lint
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
@@ -35,7 +39,7 @@ lint: venv
 unit: venv
 	$(PYTHON) -m pytest -q tests/unit $(PYTEST_ARGS)
 
-integration: venv controlplane
+integration: venv controlplane lua
 	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 demo: venv controlplane

@@ -12,12 +12,13 @@ with the kubernetes client's own parser where a backend needs a number.
 """
 from __future__ import annotations
 
+import re
 from decimal import Decimal
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import pydantic
 from kubernetes.utils import parse_quantity
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 GROUP = "modelsync.io"
 VERSION = "v1alpha1"
@@ -60,6 +61,64 @@ def quantity_int(value: str | int | None, *, field: str, unit: int = 1, unit_nam
 
 
 # ====================================================================== registries
+
+
+def _endpoint_pattern() -> str:
+    """The registry endpoint grammar: http(s)://host[:port][/path], nothing else.
+
+    host is a DNS name (its last label starts with a letter), a dotted IPv4 address or a
+    bracketed IPv6 address (RFC 3986's IPv6address, no zone); port is 1-65535 without leading
+    zeros; the path is printable ASCII. So no user:password@, no whitespace or control
+    characters, no query without a path. Plain regex syntax that Go's RE2 (CEL at admission)
+    and Python's re read alike.
+    """
+    octet = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+    ipv4 = rf"{octet}(?:\.{octet}){{3}}"
+    h16 = r"[0-9A-Fa-f]{1,4}"
+    ls32 = rf"(?:{h16}:{h16}|{ipv4})"
+    forms = [rf"(?:{h16}:){{6}}{ls32}"]
+    for i in range(1, 9):  # RFC 3986 3.2.2: [ *(i-2)( h16 ":" ) h16 ] "::" ...
+        head = "" if i == 1 else rf"(?:(?:{h16}:){{0,{i - 2}}}{h16})?"
+        tail = rf"(?:{h16}:){{{6 - i}}}{ls32}" if i < 6 else {6: ls32, 7: h16, 8: ""}[i]
+        forms.append(f"{head}::{tail}")
+    ipv6 = "(?:" + "|".join(forms) + ")"
+    label = r"[A-Za-z0-9](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
+    dns = rf"(?:{label}\.)*[A-Za-z](?:[-A-Za-z0-9]{{0,61}}[A-Za-z0-9])?\.?"
+    port = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+    return rf"^https?://(?:{dns}|{ipv4}|\[{ipv6}\])(?::{port})?(?:/[!-~]*)?$"
+
+
+#: what spec.endpoint must match (see _endpoint_pattern)
+ENDPOINT_PATTERN = _endpoint_pattern()
+_ENDPOINT_RE = re.compile(ENDPOINT_PATTERN[1:-1])
+ENDPOINT_MESSAGE = ("must be an http:// or https:// URL: a DNS name, IPv4 address or [IPv6] address, "
+                    "an optional port 1-65535 and an optional path; no user:password@, spaces or control characters")
+
+
+def _check_endpoint(value: str) -> str:
+    if not _ENDPOINT_RE.fullmatch(value):
+        raise ValueError(ENDPOINT_MESSAGE)
+    return value
+
+
+#: requestTimeout: a Go/CEL duration in ms, s or m with at most 6 digits before the point
+_TIMEOUT_RE = re.compile(r"([0-9]{1,6}(?:\.[0-9]{1,9})?)(ms|s|m)")
+TIMEOUT_MIN, TIMEOUT_MAX = "100ms", "10m"
+TIMEOUT_MESSAGE = f"must be a duration between {TIMEOUT_MIN} and {TIMEOUT_MAX}, e.g. 500ms, 30s, 2m"
+
+
+def duration_seconds(value: str) -> Decimal:
+    """A requestTimeout (500ms, 30s, 2m) in seconds, exactly; ValueError if it is not one."""
+    m = _TIMEOUT_RE.fullmatch(value)
+    if not m:
+        raise ValueError(TIMEOUT_MESSAGE)
+    return Decimal(m.group(1)) * {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60)}[m.group(2)]
+
+
+def _check_timeout(value: str) -> str:
+    if not duration_seconds(TIMEOUT_MIN) <= duration_seconds(value) <= duration_seconds(TIMEOUT_MAX):
+        raise ValueError(TIMEOUT_MESSAGE)
+    return value
 
 
 class SecretRef(_Schema):
@@ -111,8 +170,12 @@ class ModelRegistrySpec(_Schema):
 
     backend: BackendName
     """Registry type: zstack (ZStack AI model center), nemo (NVIDIA NeMo Entity Store) or instill (Instill AI)."""
-    endpoint: str = Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$", max_length=2048)
-    """Base URL of the registry's API, e.g. https://zstack.example.com:8080 (no trailing API path)."""
+    endpoint: Annotated[str, AfterValidator(_check_endpoint)] = Field(max_length=2048, json_schema_extra=rules(
+        (f"self.matches(r'{ENDPOINT_PATTERN}')", ENDPOINT_MESSAGE),
+    ))
+    """Base URL of the registry's API, e.g. https://zstack.example.com:8080 or http://[fd00::1]:8080
+    (no trailing API path): http or https, a DNS name, IPv4 or bracketed IPv6 host, an optional
+    port 1-65535 and an optional path; no user:password@, spaces or control characters."""
     credentialsSecretRef: SecretRef | None = None
     """Secret with the credentials: ZStack accountName and password; NeMo token (optional); Instill token."""
     zstack: ZStackRegistrySettings | None = None
@@ -123,8 +186,12 @@ class ModelRegistrySpec(_Schema):
     """Settings for backend instill."""
     tls: TLSSpec | None = None
     """TLS verification settings for https endpoints."""
-    requestTimeout: str = Field(default="30s", pattern=r"^([0-9]+(\.[0-9]+)?)(ms|s|m)$")
-    """Timeout of one request to the registry, as a duration: 500ms, 30s, 2m."""
+    requestTimeout: Annotated[str, AfterValidator(_check_timeout)] = Field(
+        default="30s", max_length=20, json_schema_extra=rules(
+            (f"self.matches(r'^{_TIMEOUT_RE.pattern}$') && duration(self) >= duration('{TIMEOUT_MIN}') "
+             f"&& duration(self) <= duration('{TIMEOUT_MAX}')", TIMEOUT_MESSAGE),
+        ))
+    """Timeout of one request to the registry, as a duration from 100ms to 10m: 500ms, 30s, 2m."""
 
     model_config = ConfigDict(json_schema_extra=rules(
         ("self.backend != 'zstack' || has(self.zstack)", "spec.zstack.modelCenterUuid is required when spec.backend is zstack"),
@@ -134,12 +201,7 @@ class ModelRegistrySpec(_Schema):
     ))
 
     def timeout_seconds(self) -> float:
-        v = self.requestTimeout
-        if v.endswith("ms"):
-            return float(v[:-2]) / 1000
-        if v.endswith("m"):
-            return float(v[:-1]) * 60
-        return float(v[:-1])
+        return float(duration_seconds(self.requestTimeout))
 
     def backend_settings(self) -> dict[str, Any]:
         section = getattr(self, self.backend)

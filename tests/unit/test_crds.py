@@ -1,12 +1,16 @@
 """crds/ is generated from api.py: it must be current, and every field must be explained."""
 from __future__ import annotations
 
+import ipaddress
+import random
 from pathlib import Path
 from typing import Any, Iterator
 
+import pydantic
+import pytest
 import yaml
 
-from modelsync import crdgen
+from modelsync import api, crdgen
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 
@@ -45,3 +49,96 @@ def test_quantities_are_int_or_string_checked_by_cel() -> None:
     mem = gpu["properties"]["minMemory"]
     assert mem["x-kubernetes-int-or-string"] is True
     assert any("isQuantity" in r["rule"] for r in mem["x-kubernetes-validations"])
+
+
+# ---------------------------------------------------------------- the rules both pydantic and the CRDs carry
+
+def _spec(kind: str) -> dict[str, Any]:
+    return yaml.safe_load(crdgen.render()[f"modelsync.io_{crdgen_plural(kind)}.yaml"].split("\n", 1)[1])[
+        "spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+
+def crdgen_plural(kind: str) -> str:
+    return next(e["plural"] for e in crdgen.KINDS if e["kind"] == kind)
+
+
+def _refused(kind: str, spec: dict[str, Any]) -> str:
+    """The operator's message for a spec pydantic refuses (fails the test if it is admitted)."""
+    with pytest.raises(pydantic.ValidationError) as info:
+        api.parse_spec(kind, spec)
+    return api.describe_validation_error(info.value)
+
+
+def _registry(**spec: Any) -> dict[str, Any]:
+    return {"backend": "nemo", "endpoint": "http://nemo.example.com", **spec}
+
+
+BAD_ENDPOINTS = [
+    "https://user:pass@registry.example.com", "https://user@registry.example.com", "http://user:@10.0.0.1:80",
+    "http://registry.example.com/a\x00b", "http://registry.example.com/a\x1fb", "http://registry.example.com/\x7f",
+    "http://registry.example.com\n", "http://registry\t.example.com", "http://registry.example.com/a b",
+    "http://registry.example.com:65536", "http://registry.example.com:0", "http://registry.example.com:99999",
+    "http://registry.example.com:", "http://[::1", "http://::1]", "http://[::1]]", "http://[[::1]", "http://[::1:80",
+    "http://[12345::1]", "http://[1:2:3:4:5:6:7:8:9]", "http://999.1.1.1", "http://-registry.example.com",
+    "ftp://registry.example.com", "registry.example.com", "http://", "HTTP://registry.example.com",
+    "http://registry.example.com?x=1", "http://registry.example.com/caf\u00e9",
+]
+GOOD_ENDPOINTS = [
+    "http://x", "http://localhost:8080", "https://zstack.example.com:8080", "http://127.0.0.1:9",
+    "http://[::1]:8080", "http://[::1]", "https://[fd00:10:96::a]:65535/api", "http://[::ffff:10.0.0.1]:1",
+    "http://[2001:db8:0:0:0:0:2:1]", "https://nemo.ml.svc.cluster.local.:443/base/path?tenant=a",
+    "http://10.96.0.12:8000/", "http://REGISTRY.Example.COM",
+]
+
+
+@pytest.mark.parametrize("kind", ["ModelRegistry", "ClusterModelRegistry"])
+@pytest.mark.parametrize("endpoint", BAD_ENDPOINTS)
+def test_bad_endpoints_are_refused_naming_the_field(kind: str, endpoint: str) -> None:
+    assert _refused(kind, _registry(endpoint=endpoint)) == f"spec.endpoint: Value error, {api.ENDPOINT_MESSAGE}"
+
+
+@pytest.mark.parametrize("endpoint", GOOD_ENDPOINTS)
+def test_good_endpoints_are_admitted(endpoint: str) -> None:
+    assert api.parse_spec("ModelRegistry", _registry(endpoint=endpoint)).endpoint == endpoint
+
+
+def test_endpoint_ipv6_grammar_agrees_with_ipaddress() -> None:
+    rng = random.Random(7)
+    for _ in range(3000):
+        words = [rng.choice([0, 0, 1, rng.getrandbits(16)]) for _ in range(8)]
+        address = ipaddress.IPv6Address(b"".join(w.to_bytes(2, "big") for w in words))
+        for form in (address.compressed, address.exploded):
+            assert api.parse_spec("ModelRegistry", _registry(endpoint=f"http://[{form}]:80"))
+    for _ in range(20000):
+        text = "".join(rng.choice("0123456789abcdef:::.") for _ in range(rng.randint(2, 40)))
+        try:
+            valid = bool(ipaddress.IPv6Address(text))
+        except ValueError:
+            valid = False
+        admitted = bool(api._ENDPOINT_RE.fullmatch(f"http://[{text}]"))
+        assert admitted == valid, text
+
+
+def test_crd_endpoint_rule_is_the_pydantic_pattern() -> None:
+    for kind in ("ModelRegistry", "ClusterModelRegistry"):
+        endpoint = _spec(kind)["properties"]["endpoint"]
+        assert "pattern" not in endpoint
+        [rule] = endpoint["x-kubernetes-validations"]
+        assert rule["rule"] == f"self.matches(r'{api.ENDPOINT_PATTERN}')"
+        assert "'" not in api.ENDPOINT_PATTERN  # the CEL raw string must hold it as is
+        assert rule["message"] == api.ENDPOINT_MESSAGE
+
+
+@pytest.mark.parametrize("timeout", ["0s", "0ms", "0.0s", "0m", "99ms", "0.09s", "10.5m", "601s", "1000000m",
+                                     "999999m", "30", "soon", "-1s", "1h", "1e3ms", " 30s", ""])
+def test_bad_request_timeouts_are_refused_naming_the_field(timeout: str) -> None:
+    message = _refused("ModelRegistry", _registry(requestTimeout=timeout))
+    assert message.startswith("spec.requestTimeout: "), message
+    assert "between 100ms and 10m" in message
+
+
+@pytest.mark.parametrize("timeout,seconds", [("100ms", 0.1), ("0.1s", 0.1), ("500ms", 0.5), ("30s", 30.0),
+                                             ("2m", 120.0), ("1.5m", 90.0), ("600s", 600.0), ("10m", 600.0)])
+def test_request_timeouts_in_range_are_admitted(timeout: str, seconds: float) -> None:
+    assert api.parse_spec("ModelRegistry", _registry(requestTimeout=timeout)).timeout_seconds() == seconds
+    assert api.parse_spec("ModelRegistry", _registry()).timeout_seconds() == 30.0

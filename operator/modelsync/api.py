@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union
 
 import pydantic
 from kubernetes.utils import parse_quantity
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 GROUP = "modelsync.io"
 VERSION = "v1alpha1"
@@ -33,9 +33,15 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
-def rules(*pairs: tuple[str, str]) -> dict[str, Any]:
-    """CEL admission rules (rule, message) as the CRD's x-kubernetes-validations."""
-    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in pairs]}
+def rules(*entries: tuple[str, ...]) -> dict[str, Any]:
+    """CEL admission rules as the CRD's x-kubernetes-validations.
+
+    Each entry is (rule, message) or (rule, message, fieldPath, reason): a fieldPath such as
+    ``.credentialsSecretRef.namespace`` makes the apiserver name that field in its error, and a
+    reason (FieldValueRequired, FieldValueForbidden, ...) sets the error's kind.
+    """
+    keys = ("rule", "message", "fieldPath", "reason")
+    return {"x-kubernetes-validations": [dict(zip(keys, e)) for e in entries]}
 
 
 class _Schema(BaseModel):
@@ -122,15 +128,21 @@ def _check_timeout(value: str) -> str:
 
 
 class SecretRef(_Schema):
-    """A Secret in the registry's namespace (a ClusterModelRegistry names the namespace)."""
+    """A Secret holding registry credentials.
+
+    Both registry kinds share this shape; each kind's spec says where the Secret lives
+    (LocalSecretRef: the ModelRegistry's own namespace; ClusterSecretRef: a namespace it names).
+    """
 
     name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
     """Name of the Secret."""
     namespace: str | None = Field(default=None, pattern=DNS_LABEL, max_length=63)
-    """Namespace of the Secret; only for ClusterModelRegistry (a ModelRegistry uses its own)."""
+    """Namespace of the Secret: required for a ClusterModelRegistry, not allowed for a ModelRegistry."""
 
 
 class SecretKeyRef(SecretRef):
+    """A Secret holding the CA bundle."""
+
     key: str = "ca.crt"
     """Key in the Secret that holds the PEM CA bundle."""
 
@@ -142,6 +154,63 @@ class TLSSpec(_Schema):
     """A Secret holding the CA bundle (PEM) that signed the registry's certificate."""
     insecureSkipVerify: bool = False
     """Do not verify the registry's certificate. For local tests only."""
+
+
+_NAMESPACE_FORBIDDEN = ("must not be set: a ModelRegistry reads its Secrets from its own namespace "
+                        "(use a ClusterModelRegistry to name another namespace)")
+
+
+class LocalSecretRef(SecretRef):
+    """A Secret in the ModelRegistry's own namespace."""
+
+    namespace: str | None = Field(default=None, pattern=DNS_LABEL, max_length=63)
+    """Not allowed: a ModelRegistry reads its Secrets from its own namespace."""
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("!has(self.namespace)", _NAMESPACE_FORBIDDEN, ".namespace", "FieldValueForbidden"),
+    ))
+
+    @field_validator("namespace")
+    @classmethod
+    def _no_namespace(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError(_NAMESPACE_FORBIDDEN)
+        return None
+
+
+class LocalSecretKeyRef(LocalSecretRef):
+    """A Secret holding the CA bundle, in the ModelRegistry's own namespace."""
+
+    key: str = "ca.crt"
+    """Key in the Secret that holds the PEM CA bundle."""
+
+
+class ClusterSecretRef(SecretRef):
+    """A Secret in the namespace the ClusterModelRegistry names."""
+
+    namespace: str = Field(pattern=DNS_LABEL, max_length=63)
+    """Namespace of the Secret (required: a ClusterModelRegistry has no namespace of its own)."""
+
+
+class ClusterSecretKeyRef(ClusterSecretRef):
+    """A Secret holding the CA bundle, in the namespace the ClusterModelRegistry names."""
+
+    key: str = "ca.crt"
+    """Key in the Secret that holds the PEM CA bundle."""
+
+
+class LocalTLSSpec(TLSSpec):
+    """How to verify the registry's TLS certificate. Verification is on unless turned off here."""
+
+    caSecretRef: LocalSecretKeyRef | None = None
+    """A Secret in this namespace holding the CA bundle (PEM) that signed the registry's certificate."""
+
+
+class ClusterTLSSpec(TLSSpec):
+    """How to verify the registry's TLS certificate. Verification is on unless turned off here."""
+
+    caSecretRef: ClusterSecretKeyRef | None = None
+    """A Secret (namespace required) holding the CA bundle (PEM) that signed the registry's certificate."""
 
 
 class ZStackRegistrySettings(_Schema):
@@ -166,7 +235,11 @@ class InstillRegistrySettings(_Schema):
 
 
 class ModelRegistrySpec(_Schema):
-    """A model registry the operator publishes Models and ModelServices to."""
+    """A model registry the operator publishes Models and ModelServices to.
+
+    The fields both registry kinds share. Each kind's own spec (``SPEC_MODELS``: LocalRegistrySpec,
+    ClusterRegistrySpec) adds where its Secrets live; this base accepts either form.
+    """
 
     backend: BackendName
     """Registry type: zstack (ZStack AI model center), nemo (NVIDIA NeMo Entity Store) or instill (Instill AI)."""
@@ -206,6 +279,26 @@ class ModelRegistrySpec(_Schema):
     def backend_settings(self) -> dict[str, Any]:
         section = getattr(self, self.backend)
         return section.model_dump(exclude_none=True) if section is not None else {}
+
+
+class LocalRegistrySpec(ModelRegistrySpec):
+    """A model registry the operator publishes Models and ModelServices in this namespace to."""
+
+    credentialsSecretRef: LocalSecretRef | None = None
+    """Secret in this namespace with the credentials: ZStack accountName and password; NeMo token (optional);
+    Instill token."""
+    tls: LocalTLSSpec | None = None
+    """TLS verification settings for https endpoints."""
+
+
+class ClusterRegistrySpec(ModelRegistrySpec):
+    """A model registry the operator publishes Models and ModelServices of every namespace to."""
+
+    credentialsSecretRef: ClusterSecretRef | None = None
+    """Secret with the credentials, namespace required: ZStack accountName and password; NeMo token (optional);
+    Instill token."""
+    tls: ClusterTLSSpec | None = None
+    """TLS verification settings for https endpoints."""
 
 
 # ====================================================================== shared pieces
@@ -650,8 +743,8 @@ ROOT_RULES: dict[str, dict[str, Any]] = {"Model": _instill_immutable_root_rules(
 
 
 SPEC_MODELS: dict[str, type[_Schema]] = {
-    "ModelRegistry": ModelRegistrySpec,
-    "ClusterModelRegistry": ModelRegistrySpec,
+    "ModelRegistry": LocalRegistrySpec,
+    "ClusterModelRegistry": ClusterRegistrySpec,
     "Model": ModelSpec,
     "ModelService": ModelServiceSpec,
 }

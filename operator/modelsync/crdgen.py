@@ -83,11 +83,11 @@ def schema_of(model: type[api.BaseModel]) -> dict[str, Any]:
 
 KINDS: list[dict[str, Any]] = [
     {"kind": "ModelRegistry", "plural": "modelregistries", "scope": "Namespaced", "short": ["mreg"],
-     "spec": api.ModelRegistrySpec, "status": api.RegistryObjectStatus,
+     "spec": api.LocalRegistrySpec, "status": api.RegistryObjectStatus,
      "doc": "A model registry (ZStack AI model center, NVIDIA NeMo Entity Store or Instill AI) that Models and ModelServices in this namespace publish to.",
      "columns": [("Backend", ".spec.backend"), ("Endpoint", ".spec.endpoint")]},
     {"kind": "ClusterModelRegistry", "plural": "clustermodelregistries", "scope": "Cluster", "short": ["cmreg"],
-     "spec": api.ModelRegistrySpec, "status": api.RegistryObjectStatus,
+     "spec": api.ClusterRegistrySpec, "status": api.RegistryObjectStatus,
      "doc": "A model registry that Models and ModelServices in every namespace may publish to.",
      "columns": [("Backend", ".spec.backend"), ("Endpoint", ".spec.endpoint")]},
     {"kind": "Model", "plural": "models", "scope": "Namespaced", "short": ["mdl"],

@@ -142,3 +142,41 @@ def test_bad_request_timeouts_are_refused_naming_the_field(timeout: str) -> None
 def test_request_timeouts_in_range_are_admitted(timeout: str, seconds: float) -> None:
     assert api.parse_spec("ModelRegistry", _registry(requestTimeout=timeout)).timeout_seconds() == seconds
     assert api.parse_spec("ModelRegistry", _registry()).timeout_seconds() == 30.0
+
+
+def test_cluster_registry_names_the_secret_namespace() -> None:
+    message = _refused("ClusterModelRegistry", _registry(credentialsSecretRef={"name": "creds"}))
+    assert message == "spec.credentialsSecretRef.namespace: Field required", message
+    message = _refused("ClusterModelRegistry", _registry(tls={"caSecretRef": {"name": "ca"}}))
+    assert message == "spec.tls.caSecretRef.namespace: Field required", message
+    spec = api.parse_spec("ClusterModelRegistry", _registry(
+        credentialsSecretRef={"name": "creds", "namespace": "ml"}, tls={"caSecretRef": {"name": "ca", "namespace": "ml"}}))
+    assert spec.credentialsSecretRef.namespace == "ml" and spec.tls.caSecretRef.namespace == "ml"
+    assert spec.tls.caSecretRef.key == "ca.crt"
+
+
+def test_model_registry_refuses_a_secret_namespace() -> None:
+    for field, spec in [("spec.credentialsSecretRef.namespace", {"credentialsSecretRef": {"name": "c", "namespace": "ml"}}),
+                        ("spec.tls.caSecretRef.namespace", {"tls": {"caSecretRef": {"name": "ca", "namespace": "ml"}}})]:
+        message = _refused("ModelRegistry", _registry(**spec))
+        assert message.startswith(f"{field}: Value error, must not be set: a ModelRegistry reads its Secrets"), message
+    spec = api.parse_spec("ModelRegistry", _registry(credentialsSecretRef={"name": "c"}, tls={"caSecretRef": {"name": "ca"}}))
+    assert spec.credentialsSecretRef.namespace is None and spec.tls.caSecretRef.namespace is None
+
+
+def test_shared_registry_spec_reads_either_kind() -> None:
+    """The base spec (what the operator reads a registry object with) takes both forms."""
+    for ref in ({"name": "c"}, {"name": "c", "namespace": "ml"}):
+        assert api.ModelRegistrySpec.model_validate(_registry(credentialsSecretRef=ref)).credentialsSecretRef == \
+            api.SecretRef(**ref)
+
+
+def test_crd_secret_namespace_rule_per_kind() -> None:
+    cluster, local = _spec("ClusterModelRegistry")["properties"], _spec("ModelRegistry")["properties"]
+    assert cluster["credentialsSecretRef"]["required"] == ["name", "namespace"]
+    assert cluster["tls"]["properties"]["caSecretRef"]["required"] == ["name", "namespace"]
+    for ref in (local["credentialsSecretRef"], local["tls"]["properties"]["caSecretRef"]):
+        assert "required" not in ref or "namespace" not in ref["required"]
+        [rule] = ref["x-kubernetes-validations"]
+        assert rule["rule"] == "!has(self.namespace)" and rule["fieldPath"] == ".namespace"
+        assert rule["reason"] == "FieldValueForbidden"

@@ -32,6 +32,10 @@ Quantity = Union[int, str]  # rendered as x-kubernetes-int-or-string with QUANTI
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
+#: the registries' integer ranges: Java Integer / Long (ZStack), int32 / int64 wire types
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
 
 def rules(*entries: tuple[str, ...]) -> dict[str, Any]:
     """CEL admission rules as the CRD's x-kubernetes-validations.
@@ -324,11 +328,11 @@ class GPUSpec(_Schema):
     """What the model needs from GPUs."""
 
     minMemory: Quantity | None = None
-    """Minimum GPU memory, a Kubernetes quantity (16Gi); sent to registries as exact bytes."""
+    """Minimum GPU memory, a Kubernetes quantity (16Gi) below 8Ei; sent to registries as exact bytes."""
     recommendedMemory: Quantity | None = None
-    """Recommended GPU memory, a Kubernetes quantity; at least minMemory."""
-    recommendedCount: list[int] | None = Field(default=None, max_length=16)
-    """Recommended numbers of GPUs, e.g. [1, 2]."""
+    """Recommended GPU memory, a Kubernetes quantity below 8Ei; at least minMemory."""
+    recommendedCount: list[Annotated[int, Field(ge=1, le=1024)]] | None = Field(default=None, max_length=16)
+    """Recommended numbers of GPUs, each 1 to 1024, e.g. [1, 2]."""
     constraintDescription: str | None = Field(default=None, max_length=1024)
     """Free text on GPU constraints."""
     accelerator: str | None = Field(default=None, max_length=128)
@@ -337,11 +341,14 @@ class GPUSpec(_Schema):
     model_config = ConfigDict(json_schema_extra=rules(
         ("!has(self.minMemory) || quantity(string(self.minMemory)).isGreaterThan(quantity('0'))",
          "spec.gpu.minMemory must be greater than 0"),
+        # not isInteger(): the apiserver answers false for 1.5Gi and for 19-digit numbers
+        ("!has(self.minMemory) || quantity(string(self.minMemory)).isLessThan(quantity('8Ei'))",
+         "spec.gpu.minMemory must be less than 8Ei (registries take the bytes as a 64-bit Long)"),
+        ("!has(self.recommendedMemory) || quantity(string(self.recommendedMemory)).isLessThan(quantity('8Ei'))",
+         "spec.gpu.recommendedMemory must be less than 8Ei (registries take the bytes as a 64-bit Long)"),
         ("!has(self.minMemory) || !has(self.recommendedMemory) || "
          "quantity(string(self.recommendedMemory)).compareTo(quantity(string(self.minMemory))) >= 0",
          "spec.gpu.recommendedMemory must be at least spec.gpu.minMemory"),
-        ("!has(self.recommendedCount) || self.recommendedCount.all(n, n >= 1 && n <= 1024)",
-         "spec.gpu.recommendedCount entries must be between 1 and 1024"),
     ))
 
 
@@ -359,8 +366,8 @@ class ZStackModelSection(_Schema):
     """Logo, base64 data."""
     introduction: str | None = None
     """Introduction text; defaults to spec.readme."""
-    size: int | None = Field(default=None, ge=0)
-    """Model size in bytes."""
+    size: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    """Model size in bytes (a Long in ZStack)."""
     shareMode: str | None = Field(default=None, max_length=64)
     """ZStack sharing mode."""
     pipelineTag: str | None = Field(default=None, max_length=128)
@@ -381,19 +388,19 @@ class NemoModelSpecSection(_Schema):
     # strict: no "32" → 32 or 1 → True; the apiserver sends typed JSON, and NeMo wants these types
     model_config = ConfigDict(strict=True)
 
-    base_num_parameters: int = Field(ge=1)
+    base_num_parameters: int = Field(ge=1, le=INT64_MAX)
     """Number of parameters of the base model."""
-    ffn_hidden_size: int = Field(ge=1)
+    ffn_hidden_size: int = Field(ge=1, le=INT32_MAX)
     """Feed-forward hidden size."""
-    hidden_size: int = Field(ge=1)
+    hidden_size: int = Field(ge=1, le=INT32_MAX)
     """Hidden size."""
-    num_attention_heads: int = Field(ge=1)
+    num_attention_heads: int = Field(ge=1, le=INT32_MAX)
     """Number of attention heads."""
-    num_kv_heads: int = Field(ge=1)
+    num_kv_heads: int = Field(ge=1, le=INT32_MAX)
     """Number of key/value heads."""
-    num_layers: int = Field(ge=1)
+    num_layers: int = Field(ge=1, le=INT32_MAX)
     """Number of layers."""
-    vocab_size: int = Field(ge=1)
+    vocab_size: int = Field(ge=1, le=INT32_MAX)
     """Vocabulary size."""
     checkpoint_model_name: str
     """Model name inside the checkpoint."""
@@ -405,13 +412,13 @@ class NemoModelSpecSection(_Schema):
     """Whether the MLP is gated."""
     tied_embeddings: bool
     """Whether input and output embeddings are tied."""
-    context_size: int | None = Field(default=None, ge=1)
+    context_size: int | None = Field(default=None, ge=1, le=INT32_MAX)
     """Maximum context size in tokens."""
-    num_virtual_tokens: int | None = Field(default=None, ge=0)
+    num_virtual_tokens: int | None = Field(default=None, ge=0, le=INT32_MAX)
     """Number of virtual tokens (p-tuning)."""
-    minimum_gpus_all_weights: int | None = Field(default=None, ge=0)
+    minimum_gpus_all_weights: int | None = Field(default=None, ge=0, le=INT32_MAX)
     """GPUs needed to fine-tune all weights."""
-    minimum_gpus_lora: int | None = Field(default=None, ge=0)
+    minimum_gpus_lora: int | None = Field(default=None, ge=0, le=INT32_MAX)
     """GPUs needed for LoRA fine-tuning."""
     is_chat: bool | None = None
     """Whether the model is a chat model."""
@@ -569,8 +576,9 @@ class ResourceRequests(_Schema):
     """Memory request, a Kubernetes quantity in whole MiB (8Gi, 512Mi); ZStack takes MiB."""
 
     model_config = ConfigDict(json_schema_extra=rules(
-        ("!has(self.cpu) || (quantity(string(self.cpu)).isInteger() && quantity(string(self.cpu)).asInteger() >= 1)",
-         "spec.resources.cpu must be a whole number of CPUs, at least 1 (ZStack requests whole CPUs)"),
+        ("!has(self.cpu) || (quantity(string(self.cpu)).isInteger() && quantity(string(self.cpu)).asInteger() >= 1 "
+         f"&& quantity(string(self.cpu)).asInteger() <= {INT32_MAX})",
+         f"spec.resources.cpu must be a whole number of CPUs, 1 to {INT32_MAX} (ZStack requests whole CPUs, an Integer)"),
         ("!has(self.memory) || (quantity(string(self.memory)).isInteger() && quantity(string(self.memory)).asInteger() >= 1048576 "
          "&& quantity(string(self.memory)).asInteger() % 1048576 == 0)",
          "spec.resources.memory must be a whole number of MiB, at least 1Mi (ZStack takes MiB)"),
@@ -628,21 +636,20 @@ class ModelServiceSpec(_Schema):
     """Container arguments, one per item."""
     images: list[ServiceImage] | None = Field(default=None, max_length=8)
     """Container images per CPU architecture."""
-    ports: list[int] | None = Field(default=None, max_length=32)
-    """Ports the service listens on."""
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] | None = Field(default=None, max_length=32)
+    """Ports the service listens on, each 1 to 65535."""
     livenessPath: str | None = Field(default=None, pattern=r"^/")
     """HTTP path of the liveness check."""
     readinessPath: str | None = Field(default=None, pattern=r"^/")
     """HTTP path of the readiness check."""
     bootupTimeSeconds: int | None = Field(default=None, ge=0, le=86400)
-    """Seconds the service needs to start."""
+    """Seconds the service needs to start, 0 to 86400."""
     supportDistributed: bool | None = None
     """Whether the service can run distributed over several nodes."""
     zstack: ZStackServiceSection | None = None
     """ZStack-only fields."""
 
     model_config = ConfigDict(json_schema_extra=rules(
-        ("!has(self.ports) || self.ports.all(p, p >= 1 && p <= 65535)", "spec.ports entries must be between 1 and 65535"),
         ("!has(self.images) || self.images.all(i, self.images.exists_one(j, j.cpuArchitecture == i.cpuArchitecture))",
          "spec.images must have at most one image per cpuArchitecture"),
         ("self.registries.all(r, self.registries.exists_one(s, s.name == r.name && s.kind == r.kind))",

@@ -69,7 +69,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("memory not whole MiB", {"kind": "ModelService", "spec": {"registries": REG, "resources": {"memory": "1000000"}}},
      "spec.resources.memory must be a whole number of MiB"),
     ("port range", {"kind": "ModelService", "spec": {"registries": REG, "ports": [8000, 70000]}},
-     "spec.ports entries must be between 1 and 65535"),
+     "spec.ports[1]: Invalid value: 70000"),
     ("compute capability", {"kind": "ModelService", "spec": {"registries": REG, "gpuComputeCapability": "eight"}},
      "spec.gpuComputeCapability"),
     ("image architecture", {"kind": "ModelService", "spec": {"registries": REG,

@@ -180,3 +180,66 @@ def test_crd_secret_namespace_rule_per_kind() -> None:
         [rule] = ref["x-kubernetes-validations"]
         assert rule["rule"] == "!has(self.namespace)" and rule["fieldPath"] == ".namespace"
         assert rule["reason"] == "FieldValueForbidden"
+
+
+def _nemo_spec(**ints: int) -> dict[str, Any]:
+    base = {"base_num_parameters": 8_000_000_000, "ffn_hidden_size": 14336, "hidden_size": 4096,
+            "num_attention_heads": 32, "num_kv_heads": 8, "num_layers": 32, "vocab_size": 128256,
+            "checkpoint_model_name": "m", "family": "llama", "precision": "bf16", "gated_mlp": True,
+            "tied_embeddings": False}
+    return {"registries": [{"name": "r"}], "nemo": {"spec": {**base, **ints}}}
+
+
+REG = [{"name": "r"}]
+OVER_RANGE = [
+    ("Model", {"registries": REG, "gpu": {"recommendedCount": [1, 1025]}}, "spec.gpu.recommendedCount[1]"),
+    ("Model", {"registries": REG, "gpu": {"recommendedCount": [0]}}, "spec.gpu.recommendedCount[0]"),
+    ("Model", {"registries": REG, "zstack": {"size": 2**63}}, "spec.zstack.size"),
+    ("Model", {"registries": REG, "zstack": {"size": -1}}, "spec.zstack.size"),
+    ("Model", _nemo_spec(base_num_parameters=2**63), "spec.nemo.spec.base_num_parameters"),
+    ("Model", _nemo_spec(ffn_hidden_size=2**31), "spec.nemo.spec.ffn_hidden_size"),
+    ("Model", _nemo_spec(hidden_size=2**31), "spec.nemo.spec.hidden_size"),
+    ("Model", _nemo_spec(num_attention_heads=2**31), "spec.nemo.spec.num_attention_heads"),
+    ("Model", _nemo_spec(num_kv_heads=2**31), "spec.nemo.spec.num_kv_heads"),
+    ("Model", _nemo_spec(num_layers=2**31), "spec.nemo.spec.num_layers"),
+    ("Model", _nemo_spec(vocab_size=2**31), "spec.nemo.spec.vocab_size"),
+    ("Model", _nemo_spec(context_size=2**31), "spec.nemo.spec.context_size"),
+    ("Model", _nemo_spec(num_virtual_tokens=2**31), "spec.nemo.spec.num_virtual_tokens"),
+    ("Model", _nemo_spec(minimum_gpus_all_weights=2**31), "spec.nemo.spec.minimum_gpus_all_weights"),
+    ("Model", _nemo_spec(minimum_gpus_lora=2**31), "spec.nemo.spec.minimum_gpus_lora"),
+    ("Model", _nemo_spec(num_layers=0), "spec.nemo.spec.num_layers"),
+    ("ModelService", {"registries": REG, "ports": [8000, 65536]}, "spec.ports[1]"),
+    ("ModelService", {"registries": REG, "ports": [0]}, "spec.ports[0]"),
+    ("ModelService", {"registries": REG, "bootupTimeSeconds": 86401}, "spec.bootupTimeSeconds"),
+]
+
+
+@pytest.mark.parametrize("kind,spec,field", OVER_RANGE, ids=[c[2] + str(i) for i, c in enumerate(OVER_RANGE)])
+def test_integers_out_of_range_are_refused_naming_the_field(kind: str, spec: dict[str, Any], field: str) -> None:
+    message = _refused(kind, spec)
+    assert message.startswith(f"{field}: Input should be"), message
+
+
+def test_integers_at_their_bounds_are_admitted() -> None:
+    api.parse_spec("Model", _nemo_spec(base_num_parameters=2**63 - 1, ffn_hidden_size=2**31 - 1, context_size=2**31 - 1,
+                                       minimum_gpus_lora=0))
+    api.parse_spec("Model", {"registries": REG, "zstack": {"size": 2**63 - 1}, "gpu": {"recommendedCount": [1, 1024]}})
+    api.parse_spec("ModelService", {"registries": REG, "ports": [1, 65535], "bootupTimeSeconds": 86400})
+
+
+def test_crd_integer_bounds() -> None:
+    """int32 fields carry maximum 2^31-1; int64 ones say format int64 and no maximum (the apiserver
+    keeps maximum as a float64, and 2^63-1 would round up and overflow into -2^63)."""
+    ints = []
+    for name, text in crdgen.render().items():
+        root = yaml.safe_load(text.split("\n", 1)[1])["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        ints += [(f"{name}: {p}", s) for p, s in _fields(root["properties"]["spec"], "spec") if s.get("type") == "integer"]
+        ints += [(f"{name}: {p}[]", s["items"]) for p, s in _fields(root["properties"]["spec"], "spec")
+                 if s.get("type") == "array" and s["items"].get("type") == "integer"]
+    assert ints
+    for path, schema in ints:
+        assert "minimum" in schema, path
+        if schema.get("format") == "int64":
+            assert "maximum" not in schema, path
+        else:
+            assert 0 < schema["maximum"] <= api.INT32_MAX, path

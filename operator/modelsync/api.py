@@ -31,6 +31,7 @@ QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkM
 Quantity = Union[int, str]  # rendered as x-kubernetes-int-or-string with QUANTITY_PATTERN
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"  # a key of a Secret's data
 
 #: the registries' integer ranges: Java Integer / Long (ZStack), int32 / int64 wire types
 INT32_MAX = 2**31 - 1
@@ -46,6 +47,33 @@ def rules(*entries: tuple[str, ...]) -> dict[str, Any]:
     """
     keys = ("rule", "message", "fieldPath", "reason")
     return {"x-kubernetes-validations": [dict(zip(keys, e)) for e in entries]}
+
+
+def _utf8_at_most(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise ValueError(f"must be at most {limit} bytes in UTF-8, not {size}")
+        return value
+    return AfterValidator(check)
+
+
+def text(max_bytes: int) -> Any:
+    """Free text of at most ``max_bytes`` bytes in UTF-8, checked by pydantic and by CEL at
+    admission (``maxLength`` counts characters, up to 4 bytes each, so it is the same number:
+    a cheap first bound that also keeps the CEL rule's cost estimate small)."""
+    return Annotated[str, Field(max_length=max_bytes, json_schema_extra=rules(
+        (f"bytes(self).size() <= {max_bytes}", f"must be at most {max_bytes} bytes in UTF-8"),
+    )), _utf8_at_most(max_bytes)]
+
+
+#: readme, introduction and config: 256 KiB each, so one of them can never push an object near
+#: the apiserver's request limit (3 MiB) or etcd's object limit (1.5 MiB)
+LONG_TEXT_BYTES = 262144
+LongText = text(LONG_TEXT_BYTES)
+Text64K = text(65536)
+#: base64 images (logos)
+Image128K = text(131072)
 
 
 class _Schema(BaseModel):
@@ -147,7 +175,7 @@ class SecretRef(_Schema):
 class SecretKeyRef(SecretRef):
     """A Secret holding the CA bundle."""
 
-    key: str = "ca.crt"
+    key: str = Field(default="ca.crt", pattern=SECRET_KEY, max_length=253)
     """Key in the Secret that holds the PEM CA bundle."""
 
 
@@ -185,7 +213,7 @@ class LocalSecretRef(SecretRef):
 class LocalSecretKeyRef(LocalSecretRef):
     """A Secret holding the CA bundle, in the ModelRegistry's own namespace."""
 
-    key: str = "ca.crt"
+    key: str = Field(default="ca.crt", pattern=SECRET_KEY, max_length=253)
     """Key in the Secret that holds the PEM CA bundle."""
 
 
@@ -199,7 +227,7 @@ class ClusterSecretRef(SecretRef):
 class ClusterSecretKeyRef(ClusterSecretRef):
     """A Secret holding the CA bundle, in the namespace the ClusterModelRegistry names."""
 
-    key: str = "ca.crt"
+    key: str = Field(default="ca.crt", pattern=SECRET_KEY, max_length=253)
     """Key in the Secret that holds the PEM CA bundle."""
 
 
@@ -220,7 +248,7 @@ class ClusterTLSSpec(TLSSpec):
 class ZStackRegistrySettings(_Schema):
     """ZStack AI model center settings."""
 
-    modelCenterUuid: str = Field(pattern=r"^[0-9a-f]{32}$")
+    modelCenterUuid: str = Field(pattern=r"^[0-9a-f]{32}$", max_length=32)
     """UUID of the model center models and services are added to (GET /zstack/v1/ai/model-centers)."""
 
 
@@ -234,7 +262,7 @@ class NemoRegistrySettings(_Schema):
 class InstillRegistrySettings(_Schema):
     """Instill AI settings."""
 
-    namespace: str = Field(pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+    namespace: str = Field(pattern=r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$", max_length=32)
     """Instill namespace (user or organization id) that owns the models."""
 
 
@@ -362,10 +390,10 @@ class ZStackModelSection(_Schema):
     """Model name in ZStack; defaults to metadata.name."""
     modelId: str | None = Field(default=None, max_length=255)
     """ZStack model ID (e.g. the upstream repository id)."""
-    logo: str | None = None
-    """Logo, base64 data."""
-    introduction: str | None = None
-    """Introduction text; defaults to spec.readme."""
+    logo: Image128K | None = None
+    """Logo, base64 data; at most 128 KiB."""
+    introduction: LongText | None = None
+    """Introduction text, at most 256 KiB in UTF-8; defaults to spec.readme."""
     size: int | None = Field(default=None, ge=0, le=INT64_MAX)
     """Model size in bytes (a Long in ZStack)."""
     shareMode: str | None = Field(default=None, max_length=64)
@@ -402,11 +430,11 @@ class NemoModelSpecSection(_Schema):
     """Number of layers."""
     vocab_size: int = Field(ge=1, le=INT32_MAX)
     """Vocabulary size."""
-    checkpoint_model_name: str
+    checkpoint_model_name: str = Field(max_length=255)
     """Model name inside the checkpoint."""
-    family: str
+    family: str = Field(max_length=255)
     """Model family, e.g. llama."""
-    precision: str
+    precision: str = Field(max_length=64)
     """Weights precision, e.g. bf16."""
     gated_mlp: bool
     """Whether the MLP is gated."""
@@ -424,8 +452,8 @@ class NemoModelSpecSection(_Schema):
     """Whether the model is a chat model."""
     is_embedding_model: bool | None = None
     """Whether the model produces embeddings."""
-    chat_template: str | None = None
-    """Chat template."""
+    chat_template: Text64K | None = None
+    """Chat template, at most 64 KiB in UTF-8."""
     head_type: Literal["causal_lm", "embedding", "cross_encoder", "unknown"] | None = None
     """Model head type."""
 
@@ -444,12 +472,12 @@ class NemoApiEndpoint(_Schema):
 class NemoPrompt(_Schema):
     """Prompt engineering configuration."""
 
-    system_prompt: str | None = None
-    """System prompt."""
-    system_prompt_template: str | None = None
-    """System prompt template."""
-    icl_few_shot_examples: str | None = None
-    """In-context few-shot examples."""
+    system_prompt: Text64K | None = None
+    """System prompt, at most 64 KiB in UTF-8."""
+    system_prompt_template: Text64K | None = None
+    """System prompt template, at most 64 KiB in UTF-8."""
+    icl_few_shot_examples: Text64K | None = None
+    """In-context few-shot examples, at most 64 KiB in UTF-8."""
     inference_params: dict[str, Any] | None = None
     """Inference parameters (temperature, top_p, max_tokens, ...)."""
 
@@ -459,9 +487,9 @@ class NemoModelSection(_Schema):
 
     name: str | None = Field(default=None, pattern=r"^[\w\-.]+$", max_length=255)
     """Entity name in the workspace; defaults to a name derived from the resource."""
-    fileset: str | None = Field(default=None, pattern=r"^[\w\-.]+/[\w\-.]+$")
+    fileset: str | None = Field(default=None, pattern=r"^[\w\-.]+/[\w\-.]+$", max_length=511)
     """Checkpoint files, configs and other auxiliary info: {workspace}/{fileset_name}."""
-    base_model: str | None = None
+    base_model: str | None = Field(default=None, max_length=512)
     """Another model used as the base of this one."""
     finetuning_type: NemoFinetuningType | None = None
     """Set for fine-tuned models."""
@@ -499,7 +527,7 @@ _IMMUTABLE = "cannot change after the model is created in Instill; to change it,
 class InstillModelSection(_Schema):
     """What only Instill AI has for a model. id, modelDefinition, configuration, task and region are immutable."""
 
-    id: str | None = Field(default=None, pattern=INSTILL_ID_PATTERN)
+    id: str | None = Field(default=None, pattern=INSTILL_ID_PATTERN, max_length=32)
     """Model id (lowercase RFC-1034 label, at most 32); defaults to an id derived from the resource."""
     modelDefinition: str | None = Field(default=None, max_length=255)
     """Model definition used to import the model, e.g. model-definitions/container."""
@@ -517,8 +545,8 @@ class InstillModelSection(_Schema):
     """Link to the model's source code."""
     documentationUrl: str | None = Field(default=None, max_length=2048)
     """Link to extra information."""
-    profileImage: str | None = None
-    """Profile image, base64."""
+    profileImage: Image128K | None = None
+    """Profile image, base64; at most 128 KiB."""
 
 
 
@@ -535,8 +563,8 @@ class ModelSpec(_Schema):
     """Vendor or publisher of the model."""
     version: str | None = Field(default=None, max_length=128)
     """Model version."""
-    parameters: str | None = Field(default=None, max_length=65536)
-    """Detailed model parameters, free text."""
+    parameters: Text64K | None = None
+    """Detailed model parameters, free text; at most 64 KiB in UTF-8."""
     gpu: GPUSpec | None = None
     """GPU requirements."""
     architecture: str | None = Field(default=None, max_length=255)
@@ -547,8 +575,8 @@ class ModelSpec(_Schema):
     """Task / pipeline tag, e.g. text-generation."""
     license: str | None = Field(default=None, max_length=255)
     """License the model is distributed under."""
-    readme: str | None = Field(default=None, max_length=262144)
-    """README, markdown."""
+    readme: LongText | None = None
+    """README, markdown; at most 256 KiB in UTF-8 (so at most 262144 ASCII characters, fewer in other scripts)."""
     defaultServiceRef: LocalRef | None = None
     """ModelService (same namespace) to use by default with this model."""
     zstack: ZStackModelSection | None = None
@@ -616,19 +644,19 @@ class ModelServiceSpec(_Schema):
     """Registries to publish the service to (at least one)."""
     description: str | None = Field(default=None, max_length=4096)
     """Description of the service."""
-    readme: str | None = Field(default=None, max_length=262144)
-    """README, markdown."""
-    config: str | None = Field(default=None, max_length=262144)
-    """The service's YAML configuration, as text (must parse as YAML)."""
+    readme: LongText | None = None
+    """README, markdown; at most 256 KiB in UTF-8 (so at most 262144 ASCII characters, fewer in other scripts)."""
+    config: LongText | None = None
+    """The service's YAML configuration, as text (must parse as YAML); at most 256 KiB in UTF-8."""
     resources: ResourceRequests | None = None
     """CPU and memory requests."""
-    gpuComputeCapability: str | None = Field(default=None, pattern=r"^[0-9]+\.[0-9]+$")
+    gpuComputeCapability: str | None = Field(default=None, pattern=r"^[0-9]+\.[0-9]+$", max_length=16)
     """Minimum GPU compute capability, e.g. 8.0."""
     startCommand: str | None = Field(default=None, max_length=4096)
     """Command that starts the service."""
     framework: str | None = Field(default=None, max_length=255)
     """Serving framework, e.g. vLLM."""
-    pythonVersion: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+){0,2}$")
+    pythonVersion: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+){0,2}$", max_length=32)
     """Python version, e.g. 3.10.12."""
     command: list[str] | None = None
     """Container command (entrypoint), one argument per item."""
@@ -638,9 +666,9 @@ class ModelServiceSpec(_Schema):
     """Container images per CPU architecture."""
     ports: list[Annotated[int, Field(ge=1, le=65535)]] | None = Field(default=None, max_length=32)
     """Ports the service listens on, each 1 to 65535."""
-    livenessPath: str | None = Field(default=None, pattern=r"^/")
+    livenessPath: str | None = Field(default=None, pattern=r"^/", max_length=2048)
     """HTTP path of the liveness check."""
-    readinessPath: str | None = Field(default=None, pattern=r"^/")
+    readinessPath: str | None = Field(default=None, pattern=r"^/", max_length=2048)
     """HTTP path of the readiness check."""
     bootupTimeSeconds: int | None = Field(default=None, ge=0, le=86400)
     """Seconds the service needs to start, 0 to 86400."""

@@ -730,7 +730,11 @@ class RegistryStatus(_Schema):
     """Fingerprint of the registry object and Secret this entry was computed with: a spec the
     registry rejected is tried again when the spec or this fingerprint changes."""
     inventory: dict[str, Any] | None = None
-    """The registry's own record of the resource, as it returned it."""
+    """The registry's own record of the resource, as it returned it (texts over 1 KiB, which
+    only echo the spec, are replaced by their size)."""
+    unobservedFields: dict[str, str] | None = None
+    """Fields the registry accepted but does not show back, each with a digest of the value
+    sent: not compared again (and not sent again) until that spec value changes."""
 
 
 class ResourceStatus(_Schema):

@@ -13,8 +13,9 @@ Settings chosen on purpose (see kopf's docs on configuration):
   posts one when an outcome changes, already scrubbed;
 * ``persistence.finalizer`` names the finalizer earlier versions added, so kopf
   removes it from objects that still carry it (nothing here needs one yet);
-* watch errors are retried after at most 1 s, so changes made while the
-  apiserver was away are seen within seconds of its return;
+* API errors are retried every second for five minutes (kopf's default grows
+  to 21 s steps), so changes made while the apiserver was away are seen within
+  seconds of its return;
 * the operator runs standalone (no peering objects): one replica with the
   ``Recreate`` strategy (deploy/), since two replicas would both write;
 * httpx's and httpcore's loggers stay at WARNING: at INFO they print request
@@ -53,7 +54,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 5
     settings.watching.reconnect_backoff = 0.5
-    settings.networking.error_backoffs = [0.2, 0.5, 1.0, 1.0, 1.0]
+    # kopf gives up on a watch (and the operator stops) when these run out: 1-second steps
+    # for five minutes see the apiserver's return at once and outlast a control-plane upgrade
+    settings.networking.error_backoffs = [0.2, 0.5] + [1.0] * 300
     settings.networking.request_timeout = 30
     load_config()
     reader = KubeReader()

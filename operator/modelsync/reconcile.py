@@ -412,9 +412,18 @@ class Reconciler:
             if not after.exists:
                 raise Recoverable(f"{backend.name} registry {ref.name} accepted the create but does not "
                                   "show the object yet; will look again")
-            # what differs right after our create was accepted and is not reflected
-            return after, ("Created", f"created in {backend.name} registry {ref.name}"), {
-                f: wanted(after, f) for f in after.diff}
+            created = ("Created", f"created in {backend.name} registry {ref.name}")
+            # A field the create sent that the registry does not show at all was accepted and
+            # is not reflected: recorded, not sent again. One it shows with another value is a
+            # real difference (an object made earlier was adopted): it gets one update.
+            shown = after.inventory or {}
+            unseen = {f: wanted(after, f) for f in after.diff if shown.get(f) is None}
+            pending = tuple(f for f in after.diff if f not in unseen)
+            if not pending:
+                return after, created, unseen
+            await backend.update(res, dataclasses.replace(after, diff=pending))
+            final = await backend.observe(res)
+            return final, created, {f: wanted(final, f) for f in final.diff}
         skipped = still_unseen(obs)
         pending = tuple(f for f in obs.diff if f not in skipped)
         if not pending:

@@ -422,7 +422,7 @@ def test_throttling_and_server_errors_back_off_and_recover(
     assert list(stored(isim)) == [model_id]
     # each failure was retried as transient, with the registry's reply in words
     retried = [line for line in operator.log().splitlines()
-               if "failed temporarily" in line and f"creating Instill model local/{model_id}" in line]
+               if "will retry" in line and f"creating Instill model local/{model_id}" in line]
     assert [("HTTP 429" in line, "HTTP 503" in line) for line in retried] == [(True, False), (False, True), (False, True)]
 
 

@@ -366,3 +366,20 @@ def test_credentials_with_illegal_characters_are_refused_without_the_value(value
         clean_credentials({"token": value}, "Secret ns/s")
     assert "Secret ns/s" in err.value.message and "'token'" in err.value.message
     assert "zq9" not in err.value.message
+
+
+async def test_an_adopted_object_that_differs_gets_one_update() -> None:
+    backend = EchoLessBackend(CONN)
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    b = body(kind_spec={"vendor": "acme"})
+
+    async def create(res: Resource) -> Mapping[str, Any]:  # an earlier create, with another description
+        backend.calls.append("create")
+        backend.store[res.uid] = {"description": "raced in", "tag": "acme"}
+        return backend.store[res.uid]
+
+    backend.create = create  # type: ignore[method-assign]
+    out = await r.reconcile("Model", b)
+    assert backend.calls == ["observe", "create", "observe", "update:description", "observe"]
+    assert backend.store[b["metadata"]["uid"]]["description"] == "one"
+    assert set(out.status_patch["registries"][0]["unobservedFields"]) == {"tag"}

@@ -566,6 +566,7 @@ class ZStackState:
         async_mode: bool = False,
         job_delay: float = 0.2,
         clock: Callable[[], float] = time.time,
+        reflect_tags: bool = True,
     ) -> None:
         if session_ttl <= 0:
             raise ValueError("session_ttl must be positive")
@@ -580,6 +581,9 @@ class ZStackState:
         self.async_mode = async_mode
         self.job_delay = job_delay
         self.clock = clock
+        #: False: system tags are stored (and validated) but the inventory does not show them
+        #: as fields, as a real server is free to do; clients must not loop on the difference
+        self.reflect_tags = reflect_tags
         self.account_uuid = uuidlib.uuid4().hex
         self.sessions: dict[str, Session] = {}
         self.models: dict[str, ModelRecord] = {}
@@ -703,7 +707,8 @@ class ZStackState:
         f = rec.fields
         inventory: JSON = {name: None for name in MODEL_INVENTORY_FIELDS}
         inventory.update({k: v for k, v in f.items() if k in inventory})
-        inventory.update({key: _tag_value(rec.tags, key) for key in MODEL_TAG_FIELDS})
+        if self.reflect_tags:
+            inventory.update({key: _tag_value(rec.tags, key) for key in MODEL_TAG_FIELDS})
         inventory.update(
             {
                 "uuid": rec.uuid,
@@ -1152,6 +1157,7 @@ def create_app(
     model_center_uuid: str | None = None,
     rng_seed: int | None = None,
     clock: Callable[[], float] = time.time,
+    reflect_tags: bool = True,
 ) -> web.Application:
     """The simulator as an aiohttp app: API routes, fault knobs, ``/_sim`` admin."""
     state = ZStackState(
@@ -1162,6 +1168,7 @@ def create_app(
         async_mode=async_mode,
         job_delay=job_delay,
         clock=clock,
+        reflect_tags=reflect_tags,
     )
     app = faultlib.make_app(faults=faults or faultlib.Faults(), error_response=error_response, rng_seed=rng_seed)
     with warnings.catch_warnings():
@@ -1212,6 +1219,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--job-delay", type=float, default=0.2, help="seconds before an async job's work is applied")
     parser.add_argument("--session-ttl", type=float, default=3600.0, help="seconds a session stays valid")
     parser.add_argument("--model-center-uuid", default=None, help="uuid of the model center (random when omitted)")
+    parser.add_argument("--no-reflect-tags", dest="reflect_tags", action="store_false",
+                        help="store system tags without showing them as inventory fields")
     faultlib.add_fault_arguments(parser)
 
 
@@ -1225,6 +1234,7 @@ def app_from_args(args: argparse.Namespace) -> web.Application:
         faults=faultlib.faults_from_args(args),
         model_center_uuid=args.model_center_uuid,
         rng_seed=args.seed,
+        reflect_tags=args.reflect_tags,
     )
 
 

@@ -191,7 +191,7 @@ class ControlPlane:
                 "--unsafe-no-fsync", "--log-level=warn",
             ])
             pki = self.workdir / "pki"
-            self._spawn("kube-apiserver", [
+            self._apiserver_argv = [
                 str(bins / "kube-apiserver"), f"--etcd-servers={etcd_url}",
                 "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -202,7 +202,8 @@ class ControlPlane:
                 "--service-cluster-ip-range=10.96.0.0/24", "--authorization-mode=RBAC",
                 "--endpoint-reconciler-type=none", "--disable-admission-plugins=ServiceAccount",
                 f"--cert-dir={pki}", "--v=0",
-            ])
+            ]
+            self._spawn("kube-apiserver", self._apiserver_argv)
             self.server = f"https://127.0.0.1:{api_port}"
             self._write_kubeconfig(self.kubeconfig, "admin", pki / "admin.crt", pki / "admin.key")
             self._wait_ready()
@@ -236,6 +237,25 @@ class ControlPlane:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir = None
         atexit.unregister(self.stop)
+
+    def restart_apiserver(self, down: float = 0.0) -> None:
+        """Stop kube-apiserver (etcd keeps the data), wait ``down`` seconds, start it again
+        on the same port and wait until it answers: what a control-plane upgrade does to
+        the operator's watches."""
+        proc = self._procs[1]
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(15)
+        time.sleep(down)
+        assert self.workdir is not None
+        log = open(self.workdir / "kube-apiserver.log", "ab")
+        self._logs.append(log)
+        self._procs[1] = subprocess.Popen(self._apiserver_argv, stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True, preexec_fn=_die_with_parent)
+        self._wait_ready()
 
     # ------------------------------------------------------------ helpers
 

@@ -90,6 +90,9 @@ class RegistryConnection:
     ca_pem: str | None = dataclasses.field(default=None, repr=False)
     insecure_skip_verify: bool = False
     timeout: float = 30.0
+    #: connections kept open to this registry at most (and kept alive); requests beyond it wait
+    #: for a free one without a time limit (see :mod:`modelsync.backends.http`)
+    max_connections: int = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +164,13 @@ class CredentialsRejected(Terminal):
     """401/403 or a failed login: the Secret or the registry's auth must change."""
 
     reason = "CredentialsRejected"
+
+
+class CredentialsInvalid(Terminal):
+    """A credential cannot be sent at all (e.g. a control character or line break in a header
+    value): the Secret must change. The message names the Secret key or header, never the value."""
+
+    reason = "CredentialsInvalid"
 
 
 class NameTaken(Terminal):

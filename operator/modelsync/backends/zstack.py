@@ -16,7 +16,12 @@ Wire conventions (seed pages 000-002 and ZStack's REST rules):
 * any write may answer ``202 {"location": ".../api-jobs/<uuid>"}``, even where
   a page says synchronous: the job is polled (202 running, 200 done with the
   result, 503 failed with the error envelope);
-* errors come as ``{"error": {code, description, details}}``.
+* errors come as ``{"error": {code, description, details}}``, mostly with HTTP 503; the
+  codes that mean more than the status refine the shared status table
+  (:mod:`modelsync.backends.http`) in :func:`refine`: ``SYS.1007`` is invalid content,
+  ``ID.1000``/``ID.1002``/``ID.1003`` rejected credentials, ``SYS.1003`` not found. A 404
+  *without* the envelope is no ZStack answer (a wrong base URL, not a ZStack server) and is
+  reported as ``RegistryMisconfigured`` naming ``spec.endpoint``.
 
 AddModel has no field for GPU memory, accelerator, architecture, framework
 version or pipeline tag, though the inventory shows them: they travel as
@@ -28,17 +33,17 @@ import asyncio
 import hashlib
 import shlex
 import time
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 from urllib.parse import urlsplit
 
 import httpx
 
 from .. import api
-from ..redact import scrub
 from .base import (
-    Backend, CredentialsRejected, Observation, Recoverable, RegistryConnection, Resource, Terminal,
-    deterministic_id, retry_after_seconds, tls_verify,
+    Backend, BackendError, CredentialsRejected, Observation, Recoverable, RegistryConnection, Resource, Terminal,
+    deterministic_id,
 )
+from .http import ABSENT, ANY, Fetch, Outcome, Reply, Transport, VendorError
 
 API = "/zstack/v1"
 INVALID_SESSION = "ID.1001"
@@ -240,50 +245,62 @@ def owner_tag(res: Resource) -> str:
 # ---------------------------------------------------------------- the client
 
 
-class _ZStackError(Exception):
-    def __init__(self, status: int, code: str, text: str) -> None:
-        super().__init__(text)
-        self.status, self.code, self.text = status, code, text
-
-
-def _envelope(resp: httpx.Response) -> tuple[str, str]:
-    """(code, "description: details") from ZStack's error envelope, or the status line."""
-    try:
-        err = resp.json().get("error") or {}
-    except ValueError:
-        err = {}
+def parse_error(status: int, body: Any, text: str) -> VendorError:
+    """ZStack's ``{"error": {code, description, details}}`` as (code, "code description: details")."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return VendorError()
     code = str(err.get("code") or "")
     words = ": ".join(str(p) for p in (err.get("description"), err.get("details")) if p)
-    return code, words or f"HTTP {resp.status_code}"
+    return VendorError(code=code, message=" ".join(p for p in (code, words) if p))
+
+
+def refine(status: int, err: VendorError) -> Outcome | None:
+    """ZStack codes that say more than the status (ZStack answers 503 for every API error)."""
+    if err.code in LOGIN_FAILED:
+        return Outcome.CREDENTIALS
+    if err.code in TERMINAL_CODES:
+        return Outcome.INVALID
+    if err.code == NOT_FOUND:
+        return Outcome.NOT_FOUND
+    if status == 404 and not err.code:
+        # not a ZStack answer at all: a wrong base URL, or not a ZStack server
+        return Outcome.MISCONFIGURED
+    return None
 
 
 class ZStackBackend(Backend):
     name = "zstack"
     references = frozenset({"defaultService"})
 
-    def __init__(self, conn: RegistryConnection) -> None:
+    def __init__(self, conn: RegistryConnection, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(conn)
-        self._client = httpx.AsyncClient(base_url=conn.endpoint.rstrip("/"), timeout=conn.timeout,
-                                         verify=tls_verify(conn))
         self._session: str | None = None
+        self._password_hash: str | None = None
         self._login_lock = asyncio.Lock()
         self.poll_interval = 0.2
+        self.transport = Transport(
+            conn, backend=self.name, vendor="ZStack", auth=self._auth, parse_error=parse_error, refine=refine,
+            reauth=self._reauth, accepted=self._poll, secrets=self._extra_secrets,
+            headers={"Content-Type": "application/json;charset=UTF-8"}, transport=transport,
+        )
 
-    # -- errors ----------------------------------------------------------
+    # -- session ---------------------------------------------------------
 
-    def _secrets(self) -> list[str]:
-        return [*self.conn.credentials.values(), *([self._session] if self._session else [])]
+    def _extra_secrets(self) -> list[str]:
+        return [s for s in (self._session, self._password_hash) if s]
 
-    def _classify(self, exc: _ZStackError, what: str) -> Exception:
-        msg = scrub(f"ZStack {what} failed: {exc.code + ' ' if exc.code else ''}{exc.text}", self._secrets())
-        if exc.code in LOGIN_FAILED or exc.status in (401, 403):
-            return CredentialsRejected(msg)
-        if exc.code in TERMINAL_CODES or exc.status in (400, 404, 409, 422):
-            return Terminal(msg)
-        retry_after = getattr(exc, "retry_after", None)
-        return Recoverable(msg, retry_after=retry_after)
+    async def _auth(self) -> dict[str, str]:
+        session = self._session or await self._login(None)
+        return {"Authorization": f"OAuth {session}"}
 
-    # -- transport -------------------------------------------------------
+    async def _reauth(self, reply: Reply, sent: Mapping[str, str]) -> bool:
+        """An invalid or expired session (ID.1001): log in again and replay the request once."""
+        if reply.error is None or reply.error.code != INVALID_SESSION:
+            return False
+        stale = sent.get("Authorization", "").removeprefix("OAuth ") or None
+        await self._login(stale)
+        return True
 
     async def _login(self, stale: str | None) -> str:
         async with self._login_lock:
@@ -292,64 +309,47 @@ class ZStackBackend(Backend):
             creds = self.conn.credentials
             if not creds.get("accountName") or not creds.get("password"):
                 raise CredentialsRejected("ZStack needs accountName and password in the registry's credentials Secret")
-            body = {"logInByAccount": {
-                "accountName": creds["accountName"],
-                "password": hashlib.sha512(creds["password"].encode()).hexdigest(),
-            }}
-            resp = await self._send("PUT", f"{API}/accounts/login", body, auth=False)
-            self._session = resp["inventory"]["uuid"]
-            return self._session
+            self._password_hash = hashlib.sha512(creds["password"].encode()).hexdigest()
+            body = {"logInByAccount": {"accountName": creds["accountName"], "password": self._password_hash}}
+            reply = await self.transport.request("PUT", f"{API}/accounts/login", what="ZStack login", json=body,
+                                                 auth=False)
+            inventory = reply.body.get("inventory") if isinstance(reply.body, dict) else None
+            session = inventory.get("uuid") if isinstance(inventory, dict) else None
+            if not isinstance(session, str) or not session:
+                raise Recoverable("ZStack login: the reply carries no session uuid")
+            self._session = session
+            return session
 
-    async def _send(self, method: str, path: str, body: Any = None, *, auth: bool = True,
-                    params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """One API call: session, one re-login on ID.1001, api-job polling, error envelope."""
-        for attempt in (0, 1):
-            headers = {"Content-Type": "application/json;charset=UTF-8"}
-            session = None
-            if auth:
-                session = self._session or await self._login(None)
-                headers["Authorization"] = f"OAuth {session}"
-            try:
-                resp = await self._client.request(method, path, json=body, headers=headers, params=params)
-                if resp.status_code == 202:
-                    resp = await self._poll(resp, headers)
-            except httpx.TimeoutException:
-                raise Recoverable(f"ZStack {method} {path} timed out after {self.conn.timeout}s") from None
-            except httpx.TransportError as exc:
-                raise Recoverable(scrub(f"ZStack {method} {path}: connection failed ({type(exc).__name__})",
-                                        self._secrets())) from None
-            if resp.status_code < 300:
-                return resp.json() if resp.content else {}
-            code, text = _envelope(resp)
-            if auth and code == INVALID_SESSION and attempt == 0:
-                await self._login(session)  # expired or invalid: log in again, replay once
-                continue
-            err = _ZStackError(resp.status_code, code, text)
-            err.retry_after = retry_after_seconds(resp.headers.get("Retry-After"))  # type: ignore[attr-defined]
-            if resp.status_code == 429 or (resp.status_code >= 500 and code not in TERMINAL_CODES | {NOT_FOUND, "SYS.1006"}
-                                           | LOGIN_FAILED):
-                raise Recoverable(scrub(f"ZStack {method} {path}: {code + ' ' if code else ''}{text}",
-                                        self._secrets()), retry_after=err.retry_after) from None  # type: ignore[attr-defined]
-            raise err
-        raise AssertionError("unreachable")
+    async def _call(self, method: str, path: str, what: str, body: Any = None, *,
+                    accept: Collection[Outcome] = ()) -> Reply:
+        return await self.transport.request(method, path, what=f"ZStack {what}", json=body, accept=accept)
 
-    async def _poll(self, accepted: httpx.Response, headers: Mapping[str, str]) -> httpx.Response:
+    @staticmethod
+    def _body(reply: Reply) -> dict[str, Any]:
+        return reply.body if isinstance(reply.body, dict) else {}
+
+    async def _poll(self, accepted: httpx.Response, fetch: Fetch) -> httpx.Response:
         """Follow an api-jobs location until the job is done (or the request timeout passes)."""
-        location = accepted.json().get("location", "")
+        try:
+            location = accepted.json().get("location", "")
+        except (ValueError, AttributeError):
+            location = ""
+        if not isinstance(location, str) or not location:
+            return accepted
         parts = urlsplit(location)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
+        job = parts.path.rsplit("/", 1)[-1]
         deadline = time.monotonic() + max(self.conn.timeout, 1.0)
         delay = self.poll_interval
         while True:
-            resp = await self._client.get(path, headers=dict(headers))
+            resp = await fetch(path)
             if resp.status_code == 404:
                 # ZStack forgets finished jobs after a while: the outcome is read back by the next observe.
-                raise Recoverable(f"ZStack job {parts.path.rsplit('/', 1)[-1]} expired before its result was read")
+                raise Recoverable(f"ZStack job {job} expired before its result was read")
             if resp.status_code != 202:
                 return resp
             if time.monotonic() > deadline:
-                raise Recoverable(f"ZStack job {parts.path.rsplit('/', 1)[-1]} still running after "
-                                  f"{self.conn.timeout}s; will look again")
+                raise Recoverable(f"ZStack job {job} still running after {self.conn.timeout}s; will look again")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 2.0)
 
@@ -366,13 +366,10 @@ class ZStackBackend(Backend):
 
     async def _get(self, res: Resource) -> dict[str, Any] | None:
         uuid = resource_uuid(res, self.conn)
-        try:
-            reply = await self._send("GET", f"{self._collection(res)}/{uuid}")
-        except _ZStackError as exc:
-            if exc.status == 404:
-                return None
-            raise self._classify(exc, "read") from None
-        inventories = reply.get("inventories") or []
+        reply = await self._call("GET", f"{self._collection(res)}/{uuid}", "read", accept=ABSENT)
+        if not reply.ok:
+            return None
+        inventories = self._body(reply).get("inventories") or []
         return inventories[0] if inventories else None
 
     async def observe(self, res: Resource) -> Observation:
@@ -386,16 +383,21 @@ class ZStackBackend(Backend):
     async def create(self, res: Resource) -> Mapping[str, Any]:
         desired = self._desired(res)
         body = (add_model_body if res.kind == "Model" else add_service_body)(res, self.conn, desired)
-        try:
-            reply = await self._send("POST", self._collection(res), body)
-        except _ZStackError as exc:
+        reply = await self._call("POST", self._collection(res), "create", body, accept=ANY)
+        if not reply.ok:
             # ZStack has no dedicated code for a taken resourceUuid. If the object with our
             # uuid exists now, an earlier create went through and its answer was lost: adopt it.
-            inv = await self._get(res)
+            try:
+                inv = await self._get(res)
+            except BackendError:
+                inv = None
             if inv is not None:
                 return inv
-            raise self._classify(exc, "create") from None
-        return reply.get("inventory") or (await self._get(res)) or {}
+            if reply.outcome is Outcome.CONFLICT:
+                raise Recoverable("ZStack create: the registry reported a conflict, but the object is gone; "
+                                  "retrying")
+            raise self.transport.error(reply, "ZStack create")
+        return self._body(reply).get("inventory") or (await self._get(res)) or {}
 
     async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         desired = self._desired(res)
@@ -404,30 +406,19 @@ class ZStackBackend(Backend):
             body = update_model_body(desired, obs.diff)
         else:
             body = update_service_body(desired, obs.diff)
-        try:
-            reply = await self._send("PUT", f"{self._collection(res)}/{uuid}", body)
-        except _ZStackError as exc:
-            if exc.code == NOT_FOUND:
-                raise Recoverable("ZStack object vanished during update; it will be re-created") from None
-            raise self._classify(exc, "update") from None
-        return reply.get("inventory") or (await self._get(res)) or {}
+        reply = await self._call("PUT", f"{self._collection(res)}/{uuid}", "update", body, accept=ABSENT)
+        if not reply.ok:
+            raise Recoverable("ZStack object vanished during update; it will be re-created")
+        return self._body(reply).get("inventory") or (await self._get(res)) or {}
 
     async def delete(self, res: Resource) -> None:
         uuid = resource_uuid(res, self.conn)
-        try:
-            await self._send("DELETE", f"{self._collection(res)}/{uuid}")
-        except _ZStackError as exc:
-            if exc.status == 404 or exc.code == NOT_FOUND:
-                return
-            raise self._classify(exc, "delete") from None
+        await self._call("DELETE", f"{self._collection(res)}/{uuid}", "delete", accept=ABSENT)
 
     async def check(self) -> str:
         center = self.conn.settings.get("modelCenterUuid")
-        try:
-            reply = await self._send("GET", f"{API}/ai/model-centers/{center}")
-        except _ZStackError as exc:
-            raise self._classify(exc, "model center lookup") from None
-        found = reply.get("inventories") or []
+        reply = await self._call("GET", f"{API}/ai/model-centers/{center}", "model center lookup")
+        found = self._body(reply).get("inventories") or []
         if not found:
             raise Terminal(f"ZStack has no model center {center} (spec.zstack.modelCenterUuid); "
                            "GET /zstack/v1/ai/model-centers lists them", reason="RegistryMisconfigured")
@@ -435,4 +426,4 @@ class ZStackBackend(Backend):
                 f"model center {found[0].get('name') or ''} ({center}) found")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.transport.aclose()

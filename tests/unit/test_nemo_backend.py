@@ -429,12 +429,16 @@ async def test_delete_and_delete_again(backend: nemo.NemoBackend, admin: httpx.C
 
 
 async def test_missing_workspace(server: tuple[str, Any], admin: httpx.Client) -> None:
+    """A 404 on create means the workspace is missing: the registry's fault, as check() says too."""
     b = nemo.NemoBackend(conn(server[0], settings={"workspace": "ghost"}))
     try:
         assert not (await b.observe(model())).exists
-        with pytest.raises(Recoverable) as ei:
+        with pytest.raises(Terminal) as ei:
             await b.create(model())
-        assert ei.value.reason == "WorkspaceNotFound" and "ghost" in str(ei.value)
+        assert ei.value.reason == "RegistryMisconfigured" and "ghost" in str(ei.value)
+        with pytest.raises(Terminal) as ei:
+            await b.check()
+        assert ei.value.reason == "RegistryMisconfigured" and "spec.nemo.workspace" in str(ei.value)
     finally:
         await b.aclose()
 
@@ -504,9 +508,7 @@ async def test_secrets_never_in_messages(auth_server: str, monkeypatch: pytest.M
         return httpx.Response(400, json={"detail": f"bad request with {request.headers['Authorization']} "
                                                    f"token={SECRET}"})
 
-    b = nemo.NemoBackend(c)
-    b._client = httpx.AsyncClient(base_url=c.endpoint, transport=httpx.MockTransport(echo),
-                                  headers={"Authorization": f"Bearer {SECRET}"})
+    b = nemo.NemoBackend(c, transport=httpx.MockTransport(echo))
     try:
         with pytest.raises(Terminal) as ei:
             await b.create(model())
@@ -518,8 +520,7 @@ async def test_secrets_never_in_messages(auth_server: str, monkeypatch: pytest.M
     def boom(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(f"failed for {request.url} Authorization: Bearer {SECRET}")
 
-    b = nemo.NemoBackend(c)
-    b._client = httpx.AsyncClient(base_url=c.endpoint, transport=httpx.MockTransport(boom))
+    b = nemo.NemoBackend(c, transport=httpx.MockTransport(boom))
     try:
         with pytest.raises(Recoverable) as ei2:
             await b.observe(model())
@@ -529,13 +530,23 @@ async def test_secrets_never_in_messages(auth_server: str, monkeypatch: pytest.M
 
 
 async def test_headers_and_tls_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    b = nemo.NemoBackend(conn(credentials={"token": "abc-123"}))
-    client = b._http()
-    assert client.headers["Authorization"] == "Bearer abc-123"
+    seen_headers: list[httpx.Headers] = []
+
+    def capture(request: httpx.Request) -> httpx.Response:
+        seen_headers.append(request.headers)
+        return httpx.Response(404, json={"detail": "not found"})
+
+    b = nemo.NemoBackend(conn(credentials={"token": "abc-123"}), transport=httpx.MockTransport(capture))
+    await b.observe(model())
+    assert seen_headers[-1]["Authorization"] == "Bearer abc-123"
+    assert seen_headers[-1]["Accept"] == "application/json"
     await b.aclose()
-    b = nemo.NemoBackend(conn(credentials={"user": "x"}))
-    assert "Authorization" not in b._http().headers
+    b = nemo.NemoBackend(conn(credentials={"user": "x"}), transport=httpx.MockTransport(capture))
+    await b.observe(model())
+    assert "Authorization" not in seen_headers[-1]
     await b.aclose()
+
+    from modelsync.backends import http
 
     seen: dict[str, Any] = {}
     real = httpx.AsyncClient
@@ -544,8 +555,8 @@ async def test_headers_and_tls_settings(monkeypatch: pytest.MonkeyPatch) -> None
         seen.update(kw)
         return real(**kw)
 
-    monkeypatch.setattr(nemo.httpx, "AsyncClient", spy)
+    monkeypatch.setattr(http.httpx, "AsyncClient", spy)
     b = nemo.NemoBackend(conn(insecure_skip_verify=True, timeout=12.0))
-    b._http()
+    b.transport._http()
     assert seen["verify"] is False and seen["timeout"].read == 12.0
     await b.aclose()

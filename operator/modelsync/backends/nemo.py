@@ -8,7 +8,10 @@ Wire API (workspace API of the NeMo platform, ``/apis/models/v2``)::
     DELETE /apis/models/v2/workspaces/{workspace}/models/{name}   204
 
 Errors are FastAPI-shaped: 422 ``{"detail": [{"loc", "msg", "type", ...}]}``,
-404/409 ``{"detail": "..."}``.
+404/409 ``{"detail": "..."}``. They are classified by the shared status table
+(:mod:`modelsync.backends.http`); a 404 means "absent" for a read, a delete and an
+update's target, and "the workspace does not exist" (``RegistryMisconfigured``) for a
+create or the registry check.
 
 The entity is found by its *name* (unique per workspace), which is
 ``spec.nemo.name`` or a deterministic name derived from the resource (see
@@ -22,15 +25,12 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import httpx
 
-from .. import redact
 from .base import (
     Backend,
-    BackendError,
-    CredentialsRejected,
     NameTaken,
     Observation,
     Recoverable,
@@ -39,9 +39,8 @@ from .base import (
     Terminal,
     Unsupported,
     deterministic_id,
-    retry_after_seconds,
-    tls_verify,
 )
+from .http import ABSENT, Outcome, Reply, Transport, VendorError
 
 API_PREFIX = "/apis/models/v2/workspaces"
 OWNER_KEY = "modelsync.io/owner"
@@ -251,12 +250,10 @@ def inventory_of(entity: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- errors
 
 
-def _detail(resp: httpx.Response) -> tuple[str, tuple[str, ...]]:
+def _detail(body: Any, text: str) -> tuple[str, tuple[str, ...]]:
     """The error's text and, for FastAPI validation errors, the fields it names."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return (resp.text or resp.reason_phrase or "")[:300], ()
+    if body is None:
+        return text[:300], ()
     detail = body.get("detail", body) if isinstance(body, Mapping) else body
     if isinstance(detail, list):
         parts, fields = [], []
@@ -274,70 +271,48 @@ def _detail(resp: httpx.Response) -> tuple[str, tuple[str, ...]]:
     return str(detail)[:300], ()
 
 
+def parse_error(status: int, body: Any, text: str) -> VendorError:
+    """FastAPI's ``{"detail": ...}`` as the message and the fields a 422 names."""
+    message, fields = _detail(body, text)
+    return VendorError(message=message, fields=fields)
+
+
 class NemoBackend(Backend):
     """NeMo Models service client for one registry connection."""
 
     name = "nemo"
     kinds = frozenset({"Model"})
 
-    def __init__(self, conn: RegistryConnection) -> None:
+    def __init__(self, conn: RegistryConnection, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(conn)
         self.workspace: str = str(conn.settings.get("workspace") or "default")
-        self._client: httpx.AsyncClient | None = None
+        self.transport = Transport(conn, backend=self.name, vendor="NeMo", auth=self._auth, parse_error=parse_error,
+                                   headers={"Accept": "application/json"}, transport=transport)
 
     # ------------------------------------------------------------ plumbing
 
-    def _secrets(self) -> Iterable[str]:
-        return self.conn.credentials.values()
+    async def _auth(self) -> dict[str, str]:
+        token = self.conn.credentials.get("token")
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _safe(self, text: object) -> str:
-        return redact.scrub(text, secrets=self._secrets())
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            headers = {"Accept": "application/json"}
-            token = self.conn.credentials.get("token")
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-            self._client = httpx.AsyncClient(
-                base_url=self.conn.endpoint.rstrip("/"),
-                timeout=httpx.Timeout(self.conn.timeout),
-                verify=tls_verify(self.conn),
-                headers=headers,
-                follow_redirects=False,
-            )
-        return self._client
+        return self.transport.scrub(text)
 
     def _models_path(self, name: str | None = None) -> str:
         ws = urllib.parse.quote(self.workspace, safe="")
         path = f"{API_PREFIX}/{ws}/models"
         return path if name is None else f"{path}/{urllib.parse.quote(name, safe='')}"
 
-    async def _request(self, method: str, path: str, what: str, **kw: Any) -> httpx.Response:
-        try:
-            return await self._http().request(method, path, **kw)
-        except httpx.TimeoutException as exc:
-            raise Recoverable(self._safe(f"NeMo {what}: request timed out ({type(exc).__name__})")) from None
-        except httpx.TransportError as exc:
-            # Includes RemoteProtocolError: the request may have been processed and its reply lost.
-            raise Recoverable(self._safe(f"NeMo {what}: connection failed ({type(exc).__name__}: {exc})")) from None
+    async def _request(self, method: str, path: str, what: str, *, json: Any = None,
+                       params: Mapping[str, Any] | None = None, accept: frozenset[Outcome] = frozenset()) -> Reply:
+        return await self.transport.request(method, path, what=f"NeMo {what}", json=json, params=params,
+                                            accept=accept)
 
-    def _fail(self, resp: httpx.Response, what: str) -> BackendError:
-        """The error for a non-success reply (returned, for the caller to raise)."""
-        status = resp.status_code
-        text, fields = _detail(resp)
-        msg = self._safe(f"NeMo {what}: HTTP {status}: {text}")
-        if status in (401, 403):
-            return CredentialsRejected(msg)
-        if status == 422:
-            return Terminal(msg, fields=fields)
-        if status == 429 or status >= 500:
-            return Recoverable(msg, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
-        if status == 404:
-            return Recoverable(msg, reason="NotFound")
-        if 400 <= status < 500:
-            return Terminal(msg)
-        return Recoverable(msg)
+    def _workspace_missing(self, what: str, reply: Reply) -> Terminal:
+        detail = (reply.error.message if reply.error else "") or "Not Found"
+        return Terminal(self._safe(
+            f"NeMo {what}: HTTP 404: {detail} (workspace {self.workspace!r} not found: spec.nemo.workspace of "
+            f"registry {self.conn.name})"), reason="RegistryMisconfigured")
 
     def _where(self, name: str) -> str:
         return f"model {self.workspace}/{name}"
@@ -356,21 +331,16 @@ class NemoBackend(Backend):
             )
 
     async def _get(self, name: str) -> dict[str, Any] | None:
-        resp = await self._request("GET", self._models_path(name), f"get {self._where(name)}")
-        if resp.status_code == 404:
+        what = f"get {self._where(name)}"
+        reply = await self._request("GET", self._models_path(name), what, accept=ABSENT)
+        if not reply.ok:
             return None
-        if resp.status_code != 200:
-            raise self._fail(resp, f"get {self._where(name)}")
-        return self._json(resp, f"get {self._where(name)}")
+        return self._json(reply, what)
 
-    def _json(self, resp: httpx.Response, what: str) -> dict[str, Any]:
-        try:
-            data = resp.json()
-        except ValueError:
-            raise Recoverable(self._safe(f"NeMo {what}: HTTP {resp.status_code} with a non-JSON body")) from None
-        if not isinstance(data, dict):
-            raise Recoverable(self._safe(f"NeMo {what}: unexpected reply shape"))
-        return data
+    def _json(self, reply: Reply, what: str) -> dict[str, Any]:
+        if not isinstance(reply.body, dict):
+            raise Recoverable(self._safe(f"NeMo {what}: HTTP {reply.status} without a JSON object in the reply"))
+        return reply.body
 
     # ------------------------------------------------------------ Backend
 
@@ -394,22 +364,17 @@ class NemoBackend(Backend):
         desired = desired_entity(res, self.conn)
         name = desired["name"]
         what = f"create {self._where(name)}"
-        resp = await self._request("POST", self._models_path(), what, json=desired)
-        if resp.status_code in (200, 201):
-            return inventory_of(self._json(resp, what))
-        if resp.status_code == 409:
+        reply = await self._request("POST", self._models_path(), what, json=desired,
+                                    accept=frozenset({Outcome.CONFLICT, Outcome.NOT_FOUND}))
+        if reply.ok:
+            return inventory_of(self._json(reply, what))
+        if reply.outcome is Outcome.CONFLICT:
             entity = await self._get(name)
             if entity is None:
                 raise Recoverable(self._safe(f"NeMo {what}: name conflict, but the model is gone; retrying"))
             self._check_owner(res, entity, name)
             return inventory_of(entity)  # ours (e.g. a retried create): adopt
-        if resp.status_code == 404:
-            text, _ = _detail(resp)
-            raise Recoverable(
-                self._safe(f"NeMo {what}: HTTP 404: {text} (does workspace {self.workspace!r} exist?)"),
-                reason="WorkspaceNotFound",
-            )
-        raise self._fail(resp, what)
+        raise self._workspace_missing(what, reply)
 
     async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         """PATCH the fields named in ``obs.diff`` with their desired values.
@@ -442,12 +407,10 @@ class NemoBackend(Backend):
             if entity is None:
                 raise Recoverable(self._safe(f"NeMo {what}: model vanished; it will be recreated"), reason="NotFound")
             return inventory_of(entity)
-        resp = await self._request("PATCH", self._models_path(name), what, json=body)
-        if resp.status_code == 200:
-            return inventory_of(self._json(resp, what))
-        if resp.status_code == 404:
+        reply = await self._request("PATCH", self._models_path(name), what, json=body, accept=ABSENT)
+        if not reply.ok:
             raise Recoverable(self._safe(f"NeMo {what}: model vanished; it will be recreated"), reason="NotFound")
-        raise self._fail(resp, what)
+        return inventory_of(self._json(reply, what))
 
     async def delete(self, res: Resource) -> None:
         if res.kind != "Model":
@@ -460,23 +423,15 @@ class NemoBackend(Backend):
         marker = (entity.get("custom_fields") or {}).get(OWNER_KEY)
         if marker != owner_marker(res, self.conn):
             return  # someone else's model under that name: never ours to delete
-        resp = await self._request("DELETE", self._models_path(name), what)
-        if resp.status_code in (200, 202, 204, 404):
-            return
-        raise self._fail(resp, what)
+        await self._request("DELETE", self._models_path(name), what, accept=ABSENT)
 
     async def check(self) -> str:
-        resp = await self._request("GET", self._models_path(), "list models", params={"page_size": 1})
-        if resp.status_code == 404:
-            raise Terminal(self._safe(f"NeMo workspace {self.workspace} not found (spec.nemo.workspace)"),
-                           reason="RegistryMisconfigured")
-        if resp.status_code >= 300:
-            raise self._fail(resp, "list models")
+        what = "list models"
+        reply = await self._request("GET", self._models_path(), what, params={"page_size": 1}, accept=ABSENT)
+        if not reply.ok:
+            raise self._workspace_missing(what, reply)
         auth = "with the Secret's token" if self.conn.credentials.get("token") else "without a token"
         return f"workspace {self.workspace} reachable {auth}"
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
-
+        await self.transport.aclose()

@@ -600,7 +600,7 @@ async def test_create_validates_before_sending(sim: Sim, backend: InstillBackend
 async def test_aclose_closes_the_client(sim: Sim) -> None:
     b = InstillBackend(sim.conn)
     await b.observe(make_res(BASE_INSTILL))
-    client = b._http
+    client = b.transport.client
     assert client is not None and not client.is_closed
     await b.aclose()
     assert client.is_closed

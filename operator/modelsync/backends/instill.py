@@ -13,7 +13,10 @@ camelCase field names):
   into account"), so the body carries exactly the fields to change;
 * ``DELETE /v1alpha/namespaces/{ns}/models/{id}`` → 204.
 
-Errors are ``{"code": <grpc code>, "message": "...", "details": [...]}``.
+Errors are ``{"code": <grpc code>, "message": "...", "details": [...]}``, classified by the
+shared status table (:mod:`modelsync.backends.http`); a 404 means "absent" for a read, a
+delete and an update's target, and "the namespace does not exist"
+(``RegistryMisconfigured``) for a create or the registry check.
 ``Authorization: Bearer <api token>`` from the registry Secret's ``token`` key.
 
 **Model id.** ``spec.instill.id`` when set, else :func:`default_model_id`:
@@ -63,7 +66,6 @@ from urllib.parse import quote
 import httpx
 
 from .. import api
-from ..redact import scrub
 from .base import (
     Backend,
     CredentialsRejected,
@@ -75,9 +77,8 @@ from .base import (
     Terminal,
     Unsupported,
     deterministic_id,
-    retry_after_seconds,
-    tls_verify,
 )
+from .http import ABSENT, Outcome, Reply, Transport, VendorError
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +320,17 @@ def fields_from_details(details: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def parse_error(status: int, body: Any, text: str) -> VendorError:
+    """``{"code": <grpc code>, "message", "details"}``: the message, and the fields a
+    google.rpc.BadRequest names (as spec paths)."""
+    if not isinstance(body, dict):
+        return VendorError()
+    code = body.get("code")
+    message = str(body.get("message") or body.get("error") or "")
+    return VendorError(code="" if code is None else str(code), message=message,
+                       fields=fields_from_details(body.get("details")))
+
+
 # ---------------------------------------------------------------- the backend
 
 
@@ -328,8 +340,11 @@ class InstillBackend(Backend):
 
     def __init__(self, conn: RegistryConnection, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(conn)
-        self._transport = transport
-        self._http: httpx.AsyncClient | None = None
+        self.transport = Transport(
+            conn, backend=self.name, vendor="Instill", auth=self._auth, parse_error=parse_error,
+            credentials_hint=self._credentials_hint, transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "modelsync"},
+        )
 
     # -- plumbing
 
@@ -344,32 +359,35 @@ class InstillBackend(Backend):
         return str(ns)
 
     def _scrub(self, text: object) -> str:
-        return scrub(text, secrets=self.conn.credentials.values())
+        return self.transport.scrub(text)
 
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                base_url=self.conn.endpoint.rstrip("/"),
-                timeout=self.conn.timeout,
-                verify=tls_verify(self.conn),
-                transport=self._transport,
-                headers={"Accept": "application/json", "User-Agent": "modelsync"},
+    async def _auth(self) -> dict[str, str]:
+        token = self.conn.credentials.get("token")
+        if not token:
+            raise CredentialsRejected(
+                f"the credentials Secret of registry {self.conn.name} has no \"token\" key (the Instill API token)"
             )
-        return self._http
+        return {"Authorization": f"Bearer {token}"}
+
+    def _credentials_hint(self) -> str:
+        return (f"the registry {self.conn.name} rejected the API token in Secret key \"token\"; "
+                f"check the token and its access to namespace {self.conn.settings.get('namespace')}")
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            client, self._http = self._http, None
-            await client.aclose()
+        await self.transport.aclose()
 
     async def check(self) -> str:
-        resp = await self._send("GET", self._path(), "list models", params={"pageSize": "1"})
-        if resp.status_code == 404:
-            raise Terminal(self._scrub(f"Instill namespace {self.namespace} not found (spec.instill.namespace)"),
-                           reason="RegistryMisconfigured")
-        if resp.status_code >= 300:
-            raise self._error(resp, "list models")
+        what = "list models"
+        reply = await self._send("GET", self._path(), what, params={"pageSize": "1"}, accept=ABSENT)
+        if not reply.ok:
+            raise self._namespace_missing(what, reply)
         return f"token accepted; namespace {self.namespace} reachable"
+
+    def _namespace_missing(self, what: str, reply: Reply) -> Terminal:
+        detail = (reply.error.message[:200] if reply.error else "") or "Not Found"
+        return Terminal(self._scrub(
+            f"{what}: HTTP 404: {detail} (the Instill namespace {self.namespace!r} was not found: "
+            f"spec.instill.namespace of registry {self.conn.name})"), reason="RegistryMisconfigured")
 
     def _path(self, model_id: str | None = None) -> str:
         base = f"{API_PREFIX}/namespaces/{quote(self.namespace, safe='')}/models"
@@ -378,54 +396,14 @@ class InstillBackend(Backend):
     def _where(self, model_id: str) -> str:
         return f"Instill model {self.namespace}/{model_id}"
 
-    async def _send(self, method: str, path: str, what: str, *, json: Any = None, params: Mapping[str, str] | None = None) -> httpx.Response:
-        token = self.conn.credentials.get("token")
-        if not token:
-            raise CredentialsRejected(
-                f"the credentials Secret of registry {self.conn.name} has no \"token\" key (the Instill API token)"
-            )
-        try:
-            return await self._client().request(
-                method, path, json=json, params=params, headers={"Authorization": f"Bearer {token}"}
-            )
-        except httpx.TimeoutException as exc:
-            raise Recoverable(self._scrub(f"{what}: no reply within {self.conn.timeout:g}s ({type(exc).__name__})")) from None
-        except httpx.TransportError as exc:
-            # RemoteProtocolError here usually means the reply was lost after the
-            # server did the work; the deterministic id makes the retry safe.
-            raise Recoverable(self._scrub(f"{what}: {type(exc).__name__}: {exc}")) from None
+    async def _send(self, method: str, path: str, what: str, *, json: Any = None,
+                    params: Mapping[str, str] | None = None, accept: frozenset[Outcome] = frozenset()) -> Reply:
+        return await self.transport.request(method, path, what=what, json=json, params=params, accept=accept)
 
-    def _error(self, resp: httpx.Response, what: str) -> Exception:
-        """The BackendError for a non-2xx reply (the caller raises it)."""
-        status = resp.status_code
-        message, details = "", None
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            message = str(body.get("message") or body.get("error") or "")
-            details = body.get("details")
-        if not message:
-            message = resp.text[:300].strip() or resp.reason_phrase
-        text = self._scrub(f"{what}: HTTP {status}: {message}")
-        if status in (401, 403):
-            return CredentialsRejected(self._scrub(
-                f"the registry {self.conn.name} rejected the API token in Secret key \"token\" "
-                f"(HTTP {status}: {message}); check the token and its access to namespace {self.namespace}"
-            ))
-        if status == 429 or status >= 500 or status == 408:
-            return Recoverable(text, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
-        return Terminal(text, fields=fields_from_details(details))
-
-    def _model_from(self, resp: httpx.Response, what: str) -> dict[str, Any]:
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        model = body.get("model") if isinstance(body, dict) else None
+    def _model_from(self, reply: Reply, what: str) -> dict[str, Any]:
+        model = reply.body.get("model") if isinstance(reply.body, dict) else None
         if not isinstance(model, dict):
-            raise Recoverable(self._scrub(f"{what}: HTTP {resp.status_code} without a model in the reply"))
+            raise Recoverable(self._scrub(f"{what}: HTTP {reply.status} without a model in the reply"))
         return model
 
     def _check_kind(self, res: Resource) -> None:
@@ -443,12 +421,10 @@ class InstillBackend(Backend):
 
     async def _get(self, model_id: str) -> dict[str, Any] | None:
         what = f"reading {self._where(model_id)}"
-        resp = await self._send("GET", self._path(model_id), what, params={"view": "VIEW_FULL"})
-        if resp.status_code == 404:
+        reply = await self._send("GET", self._path(model_id), what, params={"view": "VIEW_FULL"}, accept=ABSENT)
+        if not reply.ok:
             return None
-        if resp.is_success:
-            return self._model_from(resp, what)
-        raise self._error(resp, what)
+        return self._model_from(reply, what)
 
     def _not_ours(self, model_id: str) -> NameTaken:
         return NameTaken(
@@ -481,10 +457,11 @@ class InstillBackend(Backend):
         desired = desired_model(res, self.conn)
         validate_desired(desired, creating=True)
         what = f"creating {self._where(model_id)}"
-        resp = await self._send("POST", self._path(), what, json={"id": model_id, **desired})
-        if resp.is_success:
-            return inventory_of(self._model_from(resp, what))
-        if resp.status_code == 409:
+        reply = await self._send("POST", self._path(), what, json={"id": model_id, **desired},
+                                 accept=frozenset({Outcome.CONFLICT, Outcome.NOT_FOUND}))
+        if reply.ok:
+            return inventory_of(self._model_from(reply, what))
+        if reply.outcome is Outcome.CONFLICT:
             model = await self._get(model_id)
             if model is None:
                 raise Recoverable(f"{what}: the registry reported it exists, but it is gone; retrying")
@@ -495,12 +472,7 @@ class InstillBackend(Backend):
             if obs.diff:
                 return await self.update(res, obs)
             return obs.inventory or {}
-        if resp.status_code == 404:
-            raise Terminal(self._scrub(
-                f"{what}: the Instill namespace {self.namespace!r} was not found "
-                f"(spec.instill.namespace of registry {self.conn.name}): {resp.text[:200]}"
-            ), reason="RegistryMisconfigured")
-        raise self._error(resp, what)
+        raise self._namespace_missing(what, reply)
 
     async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         """PATCH the differing mutable fields, then refuse immutable drift (see module doc)."""
@@ -514,12 +486,10 @@ class InstillBackend(Backend):
         if mutable:
             body = {f: desired.get(f, "") for f in mutable}
             what = f"updating {', '.join(mutable)} of {self._where(model_id)}"
-            resp = await self._send("PATCH", self._path(model_id), what, json=body)
-            if resp.status_code == 404:
+            reply = await self._send("PATCH", self._path(model_id), what, json=body, accept=ABSENT)
+            if not reply.ok:
                 raise Recoverable(f"{what}: the model is gone; it will be created again")
-            if not resp.is_success:
-                raise self._error(resp, what)
-            inventory = inventory_of(self._model_from(resp, what))
+            inventory = inventory_of(self._model_from(reply, what))
         if immutable:
             raise Terminal(immutable_change_message(immutable), fields=tuple(SPEC_PATHS[f] for f in immutable))
         return inventory
@@ -538,7 +508,4 @@ class InstillBackend(Backend):
             log.warning("%s is not managed by %s/%s; leaving it in place", self._where(model_id), res.namespace, res.name)
             return
         what = f"deleting {self._where(model_id)}"
-        resp = await self._send("DELETE", self._path(model_id), what)
-        if resp.is_success or resp.status_code == 404:
-            return
-        raise self._error(resp, what)
+        await self._send("DELETE", self._path(model_id), what, accept=ABSENT)

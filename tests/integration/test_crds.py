@@ -3,6 +3,7 @@ at admission with the offending field named."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -26,11 +27,21 @@ def test_crds_established(control_plane: ControlPlane) -> None:
         assert conds.get("NamesAccepted") == "True", name
 
 
+def _explain(control_plane: ControlPlane, path: str, timeout: float = 30) -> str:
+    """kubectl explain, waiting for the CRDs' OpenAPI: the apiserver publishes it a moment after
+    the CRDs are Established ("couldn't find resource" until then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = control_plane.kubectl_run("explain", path, check=False)
+        if run.returncode == 0 or time.monotonic() > deadline:
+            assert run.returncode == 0, run.stderr
+            return run.stdout
+        time.sleep(0.25)
+
+
 def test_explain_and_category(control_plane: ControlPlane) -> None:
-    out = control_plane.kubectl_run("explain", "model.spec.gpu.minMemory").stdout
-    assert "exact bytes" in out
-    out = control_plane.kubectl_run("explain", "modelservice.spec.resources.memory").stdout
-    assert "MiB" in out
+    assert "exact bytes" in _explain(control_plane, "model.spec.gpu.minMemory")
+    assert "MiB" in _explain(control_plane, "modelservice.spec.resources.memory")
     # every kind answers to the modelsync category and its short name
     assert control_plane.kubectl_run("get", "modelsync", "-A").returncode == 0
     assert control_plane.kubectl_run("get", "mdl,msvc,mreg,cmreg", "-A").returncode == 0

@@ -435,7 +435,7 @@ def _secret_refs(key: Key, obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     refs = [spec.get("credentialsSecretRef"), (spec.get("tls") or {}).get("caSecretRef")]
     for ref in refs:
         if ref and ref.get("name"):
-            yield (key.namespace or ref.get("namespace") or "default", ref["name"])
+            yield (key.namespace or ref.get("namespace") or "", ref["name"])
 
 
 __all__ = ["Controller", "Key", "Store", "WorkQueue", "in_sync", "NotFound"]

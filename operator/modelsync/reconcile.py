@@ -45,14 +45,10 @@ import pydantic
 from . import api
 from .backends import make_backend
 from .backends.base import (
-    Backend, BackendError, CredentialsRejected, Observation, Recoverable, RegistryConnection, Resource,
-    Terminal, Unsupported,
+    Backend, BackendError, CredentialsInvalid, CredentialsRejected, Observation, Recoverable, RegistryConnection,
+    Resource, Terminal, Unsupported,
 )
-try:
-    from .backends.base import CredentialsInvalid
-except ImportError:  # pragma: no cover - until the transport lands
-    class CredentialsInvalid(Terminal):  # type: ignore[no-redef]
-        reason = "CredentialsInvalid"
+
 from .kube import KubeReader, NotFound
 from .redact import scrub
 
@@ -209,7 +205,7 @@ class BackendPool:
         key = backend.conn.key
         sem = self._limits.get(key)
         if sem is None:
-            sem = self._limits[key] = asyncio.Semaphore(getattr(backend.conn, "max_connections", 16))
+            sem = self._limits[key] = asyncio.Semaphore(backend.conn.max_connections)
         return sem
 
     async def connection(self, ref: api.RegistryRef, namespace: str) -> tuple[RegistryConnection, str]:
@@ -219,7 +215,7 @@ class BackendPool:
         except NotFound as exc:
             raise Recoverable(f"{exc}; it will be looked up again", reason="RegistryNotFound") from None
         try:
-            spec = api.ModelRegistrySpec.model_validate(obj.get("spec") or {})
+            spec = api.parse_spec(ref.kind, obj.get("spec") or {})
         except pydantic.ValidationError as exc:
             raise Recoverable(f"{ref.kind} {ref.name} is invalid: {api.describe_validation_error(exc)}",
                               reason="RegistryInvalid") from None
@@ -232,7 +228,7 @@ class BackendPool:
         versions = [f"uid:{meta.get('uid')}", f"generation:{meta.get('generation')}"]
         if spec.credentialsSecretRef:
             sref = spec.credentialsSecretRef
-            sns = reg_ns or sref.namespace or "default"
+            sns = str(reg_ns or sref.namespace)  # required on a ClusterModelRegistry
             try:
                 raw, rv = await self.reader.secret_data(sref.name, sns)
             except NotFound as exc:
@@ -243,7 +239,7 @@ class BackendPool:
         if spec.tls and spec.tls.caSecretRef:
             cref = spec.tls.caSecretRef
             try:
-                data, rv = await self.reader.secret_data(cref.name, reg_ns or cref.namespace or "default")
+                data, rv = await self.reader.secret_data(cref.name, str(reg_ns or cref.namespace))
             except NotFound as exc:
                 raise Recoverable(f"CA bundle of {ref.kind} {ref.name}: {exc}", reason="SecretNotFound") from None
             ca_pem = data.get(cref.key)

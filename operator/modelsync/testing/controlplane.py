@@ -136,8 +136,12 @@ class ControlPlane:
         bin_dir: str | os.PathLike[str] | None = None,
         workdir: str | os.PathLike[str] | None = None,
         startup_timeout: float = 120.0,
+        audit: bool = False,
     ) -> None:
         self.crds = Path(crds) if crds else None
+        #: write an audit log (metadata of every request, JSON lines) to ``audit_log``: how a
+        #: benchmark counts who read and wrote what
+        self.audit = audit
         self._bin_dir = Path(bin_dir) if bin_dir else None
         self._given_workdir = Path(workdir) if workdir else None
         self.startup_timeout = startup_timeout
@@ -203,6 +207,13 @@ class ControlPlane:
                 "--endpoint-reconciler-type=none", "--disable-admission-plugins=ServiceAccount",
                 f"--cert-dir={pki}", "--v=0",
             ]
+            if self.audit:
+                policy = self.workdir / "audit-policy.yaml"
+                policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
+                                  "rules:\n- level: Metadata\n")
+                self._apiserver_argv += [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
+                                         "--audit-log-format=json", "--audit-log-mode=batch",
+                                         "--audit-log-batch-max-wait=1s", "--audit-log-maxsize=0"]
             self._spawn("kube-apiserver", self._apiserver_argv)
             self.server = f"https://127.0.0.1:{api_port}"
             self._write_kubeconfig(self.kubeconfig, "admin", pki / "admin.crt", pki / "admin.key")
@@ -237,6 +248,11 @@ class ControlPlane:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir = None
         atexit.unregister(self.stop)
+
+    @property
+    def audit_log(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "audit.log"
 
     def restart_apiserver(self, down: float = 0.0) -> None:
         """Stop kube-apiserver (etcd keeps the data), wait ``down`` seconds, start it again

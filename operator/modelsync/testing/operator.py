@@ -20,8 +20,9 @@ class OperatorProcess:
     """
 
     def __init__(self, kubeconfig: str | os.PathLike[str], *, env: Mapping[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), verbose: bool = True) -> None:
         self.kubeconfig = Path(kubeconfig)
+        self.verbose = verbose
         self.env = dict(env or {})
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
@@ -38,7 +39,7 @@ class OperatorProcess:
     def start(self) -> "OperatorProcess":
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "modelsync", "--verbose", *self.args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "modelsync", *(["--verbose"] if self.verbose else []), *self.args],
                                      stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                      preexec_fn=_die_with_parent)
         log.close()

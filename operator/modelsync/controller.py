@@ -216,7 +216,12 @@ class Controller:
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._worker(), name=f"modelsync-worker-{i}") for i in range(self.workers)]
+        """Start the workers (once). Called from a watch handler: tasks inherit its context,
+        in which kopf's Event poster is reachable (``kopf.event``); startup handlers run
+        before that exists."""
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._worker(), name=f"modelsync-worker-{i}")
+                           for i in range(self.workers)]
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -9,8 +9,8 @@ readme in the object. The controller's in-memory queue needs none of that.
 
 Settings chosen on purpose (see kopf's docs on configuration):
 
-* kopf posts no Events of its own (``posting.enabled = False``): the controller
-  posts one when an outcome changes, already scrubbed;
+* kopf posts no log records as Events (``posting.loggers = False``): the
+  controller posts one (``kopf.event``) when an outcome changes, already scrubbed;
 * ``persistence.finalizer`` names the finalizer earlier versions added, so kopf
   removes it from objects that still carry it (nothing here needs one yet);
 * API errors are retried every second for five minutes (kopf's default grows
@@ -47,7 +47,14 @@ for _name in ("httpx", "httpcore", "hpack"):
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.posting.enabled = False
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # kopf logs every handler call of every object at INFO: at thousands of objects that
+        # is most of the log and a good part of the CPU (--verbose brings them back)
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    settings.posting.enabled = True  # for the controller's kopf.event() calls
+    settings.posting.loggers = False  # log records are not Events
+    settings.posting.reporting_component = "modelsync"
+    settings.posting.event_name_prefix = "modelsync-"
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
@@ -60,9 +67,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 30
     load_config()
     reader = KubeReader()
-    controller = Controller(Reconciler(reader), KubeWriter(), workers=WORKERS, resync=RESYNC_SECONDS)
+    controller = Controller(Reconciler(reader), KubeWriter(settings), workers=WORKERS, resync=RESYNC_SECONDS)
     controller.reconciler.reader = controller.reconciler.pool.reader = Store(controller, reader)
-    controller.start()
     memo.controller = controller
 
 
@@ -77,6 +83,7 @@ for _kind in (*RESOURCE_KINDS, *REGISTRY_KINDS):
     @kopf.on.event(GROUP, VERSION, PLURALS[_kind], id=f"watch-{_kind}")
     async def watch(event: kopf.RawEvent, memo: kopf.Memo, _kind: str = _kind, **_: Any) -> None:
         """Into the controller's cache and, if there is work, its queue."""
+        memo.controller.start()
         memo.controller.observe(_kind, event.get("type"), event["object"])
 
 

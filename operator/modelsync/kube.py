@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
-import os
-import secrets
+import logging
 from typing import Any, Mapping
 
 import kubernetes
 from kubernetes.client.rest import ApiException
 
 from .api import GROUP, VERSION
+
+
+_log = logging.getLogger("modelsync.kube")
 
 
 class NotFound(Exception):
@@ -95,55 +96,43 @@ class WriteFailed(Exception):
 
 
 class KubeWriter:
-    """The only writes the operator makes: status patches and Events."""
+    """The only writes the operator makes: status patches and Events, through kopf's own
+    asynchronous API client (its credentials, its retries on apiserver errors and its
+    Event poster), so the event loop never waits on a thread for a write."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
-        self._client = api_client or kubernetes.client.ApiClient()
-        self._custom = kubernetes.client.CustomObjectsApi(self._client)
-        self._core = kubernetes.client.CoreV1Api(self._client)
+    def __init__(self, settings: Any) -> None:
+        from kopf._cogs.structs import references
+
+        self.settings = settings
+        self._resources = {
+            kind: references.Resource(GROUP, VERSION, plural, kind=kind, namespaced=kind != "ClusterModelRegistry",
+                                      subresources=frozenset({"status"}))
+            for kind, plural in PLURALS.items()
+        }
 
     async def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any] | None:
         """Merge-patch ``status`` into the object's status subresource; the object as stored,
         or None when it is gone."""
-        body = {"status": dict(status)}
-        plural = PLURALS[kind]
+        from kopf._cogs.clients import api, errors
 
-        def call() -> Any:
-            if not namespace:
-                return self._custom.patch_cluster_custom_object_status(
-                    GROUP, VERSION, plural, name, body, _content_type="application/merge-patch+json")
-            return self._custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, body, _content_type="application/merge-patch+json")
-
+        url = self._resources[kind].get_url(namespace=namespace or None, name=name, subresource="status")
         try:
-            return await asyncio.to_thread(call)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise WriteFailed(f"status of {kind} {namespace}/{name}: HTTP {exc.status} {exc.reason}",
-                              retry=exc.status in (409, 429) or exc.status >= 500) from None
-        except Exception as exc:  # connection errors: urllib3's text may carry the URL, not secrets
+            return await api.patch(url=url, headers={"Content-Type": "application/merge-patch+json"},
+                                   payload={"status": dict(status)}, settings=self.settings, logger=_log)
+        except errors.APINotFoundError:
+            return None
+        except errors.APIError as exc:
+            code = exc.status or 0
+            raise WriteFailed(f"status of {kind} {namespace}/{name}: HTTP {code}",
+                              retry=code in (409, 429) or code >= 500) from None
+        except Exception as exc:  # connection errors after kopf's retries
             raise WriteFailed(f"status of {kind} {namespace}/{name}: {type(exc).__name__}", retry=True) from None
 
     async def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event about ``obj``; failures are dropped (an Event is never worth a retry)."""
-        meta = obj.get("metadata", {})
-        namespace = meta.get("namespace") or "default"
-        now = datetime.datetime.now(datetime.timezone.utc)
-        event = kubernetes.client.CoreV1Event(
-            metadata=kubernetes.client.V1ObjectMeta(name=f"{meta.get('name')}.{secrets.token_hex(8)}",
-                                                    namespace=namespace),
-            involved_object=kubernetes.client.V1ObjectReference(
-                api_version=obj.get("apiVersion") or f"{GROUP}/{VERSION}", kind=obj.get("kind"),
-                name=meta.get("name"), namespace=meta.get("namespace"), uid=meta.get("uid"),
-                resource_version=meta.get("resourceVersion")),
-            type=type_, reason=reason, message=message[:1024], count=1,
-            first_timestamp=now, last_timestamp=now, event_time=None,
-            source=kubernetes.client.V1EventSource(component="modelsync"),
-            reporting_component="modelsync", reporting_instance=os.environ.get("POD_NAME", "modelsync"),
-            action=reason,
-        )
+        """A core/v1 Event about ``obj``, queued to kopf's poster (never worth a retry)."""
+        import kopf
+
         try:
-            await asyncio.to_thread(self._core.create_namespaced_event, namespace, event)
-        except Exception:  # noqa: BLE001 - best effort, as kubectl and controllers treat Events
-            pass
+            kopf.event(dict(obj), type=type_, reason=reason, message=message[:1024])
+        except Exception:  # noqa: BLE001 - an Event is best effort, as everywhere in Kubernetes
+            _log.exception("could not queue the Event %s for %s", reason, (obj.get("metadata") or {}).get("name"))

@@ -401,10 +401,13 @@ class Reconciler:
         def still_unseen(obs: Observation) -> dict[str, str]:
             return {f: wanted(obs, f) for f in obs.diff if unobserved.get(f) == wanted(obs, f)}
 
+        async def written(inventory: Mapping[str, Any]) -> Observation:
+            """The object as stored after a write: from the reply when it holds it, else read."""
+            return backend.observation(res, inventory or {}) or await backend.observe(res)
+
         obs = await backend.observe(res)
         if not obs.exists:
-            await backend.create(res)
-            after = await backend.observe(res)  # the object as stored; adoption may leave a diff
+            after = await written(await backend.create(res))  # adoption may leave a diff
             if not after.exists:
                 raise Recoverable(f"{backend.name} registry {ref.name} accepted the create but does not "
                                   "show the object yet; will look again")
@@ -417,16 +420,14 @@ class Reconciler:
             pending = tuple(f for f in after.diff if f not in unseen)
             if not pending:
                 return after, created, unseen
-            await backend.update(res, dataclasses.replace(after, diff=pending))
-            final = await backend.observe(res)
+            final = await written(await backend.update(res, dataclasses.replace(after, diff=pending)))
             return final, created, {f: wanted(final, f) for f in final.diff}
         skipped = still_unseen(obs)
         pending = tuple(f for f in obs.diff if f not in skipped)
         if not pending:
             return obs, None, skipped
         fields = ", ".join(pending)
-        await backend.update(res, dataclasses.replace(obs, diff=pending))
-        after = await backend.observe(res)
+        after = await written(await backend.update(res, dataclasses.replace(obs, diff=pending)))
         if not after.exists:
             raise Recoverable(f"{backend.name} registry {ref.name} lost the object during the update; "
                               "it will be created again")

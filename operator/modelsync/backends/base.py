@@ -231,6 +231,12 @@ class Backend(abc.ABC):
     async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         """Send only ``obs.diff``; return the inventory after the update."""
 
+    def observation(self, res: Resource, inventory: Mapping[str, Any]) -> Observation | None:
+        """The observation a write's reply already holds (``inventory`` as create or update
+        returned it), or None when only a fresh read can tell. No request: it saves the core
+        the read-back after a write when the registry answers with the stored object."""
+        return None
+
     @abc.abstractmethod
     async def delete(self, res: Resource) -> None:
         """Remove the object; "not found" is success."""

@@ -449,6 +449,7 @@ class InstillBackend(Backend):
             external_id=model_id,
             diff=diff_model(desired, model),
             inventory=inventory_of(model),
+            desired=desired,
         )
 
     async def create(self, res: Resource) -> Mapping[str, Any]:

@@ -357,6 +357,7 @@ class NemoBackend(Backend):
             external_id=name,
             diff=diff_entity(desired, entity),
             inventory=inventory_of(entity),
+            desired=desired,
         )
 
     async def create(self, res: Resource) -> Mapping[str, Any]:

@@ -372,13 +372,21 @@ class ZStackBackend(Backend):
         inventories = self._body(reply).get("inventories") or []
         return inventories[0] if inventories else None
 
+    def observation(self, res: Resource, inventory: Mapping[str, Any]) -> Observation | None:
+        # ZStack answers writes with the stored inventory (directly or as the api-job's result)
+        if not inventory.get("uuid"):
+            return None
+        desired = self._desired(res)
+        return Observation(exists=True, external_id=inventory["uuid"], inventory=inventory,
+                           diff=diff(desired, inventory, ignore=self._ignore(res)), desired=desired)
+
     async def observe(self, res: Resource) -> Observation:
         desired = self._desired(res)
         inv = await self._get(res)
         if inv is None:
             return Observation(exists=False)
         return Observation(exists=True, external_id=inv.get("uuid"), inventory=inv,
-                           diff=diff(desired, inv, ignore=self._ignore(res)))
+                           diff=diff(desired, inv, ignore=self._ignore(res)), desired=desired)
 
     async def create(self, res: Resource) -> Mapping[str, Any]:
         desired = self._desired(res)

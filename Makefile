@@ -48,7 +48,8 @@ demo: venv controlplane
 crds: venv
 	$(PYTHON) -m modelsync.crdgen crds/
 
-# The operator image, without an image registry: debootstrap base + docker import, wheels from the host.
+# The operator image without an image registry (`docker build .` needs python:3.12-slim from one):
+# the Dockerfile on a debootstrap + docker import base, with wheels built on the host (tools/image/build.sh).
 image: venv
 	bash tools/image/ensure-docker.sh
 	bash tools/image/build.sh

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Build the operator image without any image registry:
+# Build the operator image without any image registry (`docker build .` needs python:3.12-slim):
 #  1. a Debian bookworm base made with debootstrap and `docker import` (cached as modelsync-base:bookworm);
-#  2. wheels for modelsync and its dependencies built on the host (the image build needs no network);
-#  3. `docker build` of ./Dockerfile on that base.
+#  2. wheels for modelsync and its runtime dependencies, for the base's CPython 3.11, fetched and built
+#     on the host into build/wheels;
+#  3. `docker build` of ./Dockerfile with BASE=that base and WHEELS=build/wheels: it downloads nothing.
 # Needs root, docker (Debian's docker.io) with dockerd running, and debootstrap.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,5 +28,5 @@ rm -rf "$wheels" && mkdir -p "$wheels"
   --abi cp311 --abi abi3 --abi none --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   --platform manylinux_2_28_x86_64 --platform any "$root"
 "$py" -m pip wheel -q --no-deps --wheel-dir "$wheels" "$root"
-docker build -t "$tag" --build-arg "BASE=$base" -f "$root/Dockerfile" "$root" >&2
+docker build -t "$tag" --build-arg "BASE=$base" --build-arg WHEELS=build/wheels -f "$root/Dockerfile" "$root" >&2
 echo "$tag"

@@ -54,7 +54,7 @@ from .redact import scrub
 
 #: reasons that mean "do not call this registry again until the spec or the registry changes"
 TERMINAL_REASONS = frozenset({
-    "InvalidSpec", "NameTaken", "Unsupported", "ImmutableField", "RegistryMisconfigured", "CredentialsInvalid",
+    "InvalidSpec", "NameTaken", "Unsupported", "RegistryMisconfigured", "CredentialsInvalid",
 })
 #: reasons that are waiting, not failing: posted as Normal Events
 WAITING_REASONS = frozenset({"DependencyNotReady"})

@@ -92,7 +92,7 @@ class RegistryConnection:
     timeout: float = 30.0
     #: connections kept open to this registry at most (and kept alive); requests beyond it wait
     #: for a free one without a time limit (see :mod:`modelsync.backends.http`)
-    max_connections: int = 16
+    max_connections: int = 8
 
 
 @dataclasses.dataclass(frozen=True)

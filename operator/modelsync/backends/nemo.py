@@ -406,11 +406,11 @@ class NemoBackend(Backend):
         if not body:
             entity = await self._get(name)
             if entity is None:
-                raise Recoverable(self._safe(f"NeMo {what}: model vanished; it will be recreated"), reason="NotFound")
+                raise Recoverable(self._safe(f"NeMo {what}: model vanished; it will be recreated"))
             return inventory_of(entity)
         reply = await self._request("PATCH", self._models_path(name), what, json=body, accept=ABSENT)
         if not reply.ok:
-            raise Recoverable(self._safe(f"NeMo {what}: model vanished; it will be recreated"), reason="NotFound")
+            raise Recoverable(self._safe(f"NeMo {what}: model vanished; it will be recreated"))
         return inventory_of(self._json(reply, what))
 
     async def delete(self, res: Resource) -> None:

@@ -52,7 +52,8 @@ def start_sim(module: str, **options: Any) -> Iterator[Sim]:
 
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Any) -> Iterator[OperatorProcess]:
-    with OperatorProcess(kubeconfig, env={"MODELSYNC_RESYNC_SECONDS": str(RESYNC_SECONDS)}) as op:
+    # --debug: the most the operator logs, so the tests that look for secrets in the log see it all
+    with OperatorProcess(kubeconfig, env={"MODELSYNC_RESYNC_SECONDS": str(RESYNC_SECONDS)}, args=("--debug",)) as op:
         op.wait_for_log("Starting the watch-stream", timeout=60)
         yield op
     print(f"operator log: {op.log_path}")

@@ -5,6 +5,8 @@ For each registry a resource names, like crossplane-runtime's managed reconciler
 1. resolve the registry object and its Secret into a :class:`RegistryConnection`;
 2. ``observe`` the registry's object (found by its deterministic id);
 3. ``create`` it when absent, else ``update`` only ``observation.diff``, else nothing;
+   (on the first try in a registry the create goes without a read first: it is
+   idempotent, so it finds and adopts what a try whose status was lost made);
 4. fold every registry's outcome into ``status.registries`` and the aggregate
    ``Ready`` / ``Synced`` conditions.
 
@@ -358,7 +360,8 @@ class Reconciler:
                 references=await self._references(backend, kind, spec, namespace, ref),
             )
             async with self.pool.limit(backend):
-                obs, action, unobserved = await self._converge(backend, res, ref, previous.get("unobservedFields") or {})
+                obs, action, unobserved = await self._converge(backend, res, ref, previous.get("unobservedFields") or {},
+                                                              first=old is None)
         except BackendError as exc:
             message = scrub(exc.message)
             unnamed = [f for f in getattr(exc, "fields", ()) if f not in message]
@@ -383,7 +386,7 @@ class Reconciler:
 
     @staticmethod
     async def _converge(
-        backend: Backend, res: Resource, ref: api.RegistryRef, unobserved: Mapping[str, str],
+        backend: Backend, res: Resource, ref: api.RegistryRef, unobserved: Mapping[str, str], first: bool,
     ) -> tuple[Observation, tuple[str, str] | None, dict[str, str]]:
         """observe → create or update only what differs → observe what the write left.
 
@@ -405,7 +408,11 @@ class Reconciler:
             """The object as stored after a write: from the reply when it holds it, else read."""
             return backend.observation(res, inventory or {}) or await backend.observe(res)
 
-        obs = await backend.observe(res)
+        # First try in this registry: create straight away. Creates are idempotent by
+        # construction (the id comes from the resource), so an object made by an earlier try
+        # whose status write was lost is found and adopted by the create itself; reading
+        # first would only cost every new resource one more request. Later tries read first.
+        obs = Observation(exists=False) if first else await backend.observe(res)
         if not obs.exists:
             after = await written(await backend.create(res))  # adoption may leave a diff
             if not after.exists:

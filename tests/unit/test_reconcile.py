@@ -40,6 +40,8 @@ class MemoryBackend(Backend):
 
     async def create(self, res: Resource) -> Mapping[str, Any]:
         self.calls.append("create")
+        if self.fail:
+            raise self.fail
         self.store[res.uid] = self._desired(res)
         return self.store[res.uid]
 
@@ -92,7 +94,7 @@ async def test_create_then_unchanged_resync_writes_nothing(backend: MemoryBacken
     r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
     b = body()
     out = await r.reconcile("Model", b)
-    assert out.error is None and backend.calls == ["observe", "create", "observe"]
+    assert out.error is None and backend.calls == ["create", "observe"]
     assert out.events and out.events[0][1] == "Created"
     conds = {c["type"]: c for c in out.status_patch["conditions"]}
     assert conds["Ready"]["status"] == "True" and conds["Synced"]["reason"] == "ReconcileSuccess"
@@ -278,7 +280,7 @@ async def test_a_field_the_registry_does_not_echo_is_written_once_per_spec() -> 
     r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
     b = body(kind_spec={"vendor": "acme"})
     out = await r.reconcile("Model", b)
-    assert out.error is None and backend.calls == ["observe", "create", "observe"]
+    assert out.error is None and backend.calls == ["create", "observe"]
     entry = out.status_patch["registries"][0]
     assert entry["synced"] and set(entry["unobservedFields"]) == {"tag"}
     assert {c["type"]: c["status"] for c in out.status_patch["conditions"]} == {"Ready": "True", "Synced": "True"}
@@ -380,6 +382,6 @@ async def test_an_adopted_object_that_differs_gets_one_update() -> None:
 
     backend.create = create  # type: ignore[method-assign]
     out = await r.reconcile("Model", b)
-    assert backend.calls == ["observe", "create", "observe", "update:description", "observe"]
+    assert backend.calls == ["create", "observe", "update:description", "observe"]
     assert backend.store[b["metadata"]["uid"]]["description"] == "one"
     assert set(out.status_patch["registries"][0]["unobservedFields"]) == {"tag"}

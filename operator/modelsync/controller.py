@@ -38,7 +38,7 @@ import heapq
 import logging
 import random
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .kube import KubeReader, KubeWriter, NotFound, WriteFailed, _rv
 from .reconcile import Outcome, Reconciler, Retry, Stop, backoff
@@ -210,6 +210,12 @@ class Controller:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.failures: collections.Counter[Key] = collections.Counter()
         self._tasks: list[asyncio.Task[None]] = []
+        #: cleared while this replica may not write (not the leader): workers wait before
+        #: taking the next key, watches keep the caches warm
+        self.gate: asyncio.Event | None = None
+        #: called after each reconcile or registry check: (key, body, outcome or None on a
+        #: crash, seconds); for metrics. An observer that raises is logged, never fatal.
+        self.observers: list[Callable[[Key, Mapping[str, Any], Outcome | None, float], None]] = []
         #: (namespace, ModelService name) → Models that name it as defaultServiceRef
         self._dependents: dict[tuple[str, str], set[Key]] = collections.defaultdict(set)
 
@@ -219,6 +225,9 @@ class Controller:
         """Start the workers (once). Called from a watch handler: tasks inherit its context,
         in which kopf's Event poster is reachable (``kopf.event``); startup handlers run
         before that exists."""
+        if self.gate is None:
+            self.gate = asyncio.Event()
+            self.gate.set()
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._worker(), name=f"modelsync-worker-{i}")
                            for i in range(self.workers)]
@@ -339,8 +348,14 @@ class Controller:
     # ------------------------------------------------------------ workers
 
     async def _worker(self) -> None:
+        assert self.gate is not None
         while True:
+            await self.gate.wait()
             key = await self.queue.get()
+            if not self.gate.is_set():  # leadership lost while waiting: leave it for later
+                self.queue.done(key)
+                self.queue.add(key)
+                continue
             try:
                 await self.process(key)
             except asyncio.CancelledError:
@@ -352,16 +367,30 @@ class Controller:
             finally:
                 self.queue.done(key)
 
+    def _notify(self, key: Key, body: Mapping[str, Any], outcome: Outcome | None, started: float) -> None:
+        for observer in self.observers:
+            try:
+                observer(key, body, outcome, time.monotonic() - started)
+            except Exception:  # noqa: BLE001 - metrics must never break reconciling
+                logger.exception("observer %r failed", observer)
+
     async def process(self, key: Key) -> None:
         body = self.objects.get(key)
         if body is None:
             return
+        started = time.monotonic()
         if key.kind in REGISTRY_KINDS:
-            await self._process_registry(key, body)
+            outcome = await self._process_registry(key, body)
+            self._notify(key, body, outcome, started)
             return
         if (body.get("metadata") or {}).get("deletionTimestamp"):
             return  # nothing to remove from registries yet; kopf drops the finalizer of earlier versions
-        outcome = await self.reconciler.reconcile(key.kind, body, attempt=self.failures[key])
+        try:
+            outcome = await self.reconciler.reconcile(key.kind, body, attempt=self.failures[key])
+        except BaseException:
+            self._notify(key, body, None, started)
+            raise
+        self._notify(key, body, outcome, started)
         if not await self._write(key, body, outcome):
             return
         error = outcome.error
@@ -418,11 +447,11 @@ class Controller:
             if reg is not None and _condition(reg, "Ready").get("status") == "True":
                 self.queue.add(key, 1.0)
 
-    async def _process_registry(self, key: Key, body: Mapping[str, Any]) -> None:
+    async def _process_registry(self, key: Key, body: Mapping[str, Any]) -> Outcome:
         was_ready = _condition(body, "Ready").get("status") == "True"
         outcome = await self.reconciler.check_registry(key.kind, body)
         if not await self._write(key, body, outcome):
-            return
+            return outcome
         now_ready = _condition(self.objects.get(key, body), "Ready").get("status") == "True"
         if now_ready and not was_ready:
             n = self._requeue_dependents(key, only_unsynced=True)
@@ -433,6 +462,7 @@ class Controller:
             self.queue.add(key, max(REGISTRY_RETRY, outcome.error.delay), replace=True)
         else:
             self.queue.add(key, self.resync, replace=True)
+        return outcome
 
 
 def _secret_refs(key: Key, obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:

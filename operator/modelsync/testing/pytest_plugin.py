@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
-from .controlplane import ControlPlane, _repo_root
-from .k8s import K8s
+if TYPE_CHECKING:  # imported by the fixtures: the plugin loads in every pytest run
+    from .controlplane import ControlPlane
+    from .k8s import K8s
 
 
 def _crds() -> Path | None:
+    from .controlplane import _repo_root
+
     env = os.environ.get("MODELSYNC_CRDS")
     if env:
         return Path(env)
@@ -30,6 +33,8 @@ def _crds() -> Path | None:
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
+    from .controlplane import ControlPlane
+
     with ControlPlane(crds=_crds()) as cp:
         yield cp
 
@@ -41,4 +46,6 @@ def kubeconfig(control_plane: ControlPlane) -> Path:
 
 @pytest.fixture(scope="session")
 def k8s(kubeconfig: Path) -> K8s:
+    from .k8s import K8s
+
     return K8s(str(kubeconfig))

@@ -343,6 +343,10 @@ class RegistryRef(_Schema):
     """Name of the ModelRegistry (same namespace) or ClusterModelRegistry."""
     kind: Literal["ModelRegistry", "ClusterModelRegistry"] = "ModelRegistry"
     """Kind of the registry object."""
+    externalId: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._:/-]+$")
+    """Adopt this existing registry entry instead of creating one: a ZStack uuid, a NeMo
+    model name or an Instill model id. The entry must exist; it is then managed (or only
+    observed) like one ModelSync created."""
 
 
 class LocalRef(_Schema):
@@ -555,6 +559,13 @@ class ModelSpec(_Schema):
 
     registries: list[RegistryRef] = Field(min_length=1, max_length=16)
     """Registries to publish the model to (at least one)."""
+    deletionPolicy: Literal["Delete", "Orphan"] | None = None
+    """What deleting this resource (or removing a registry from spec.registries) does to the
+    registry entries: Delete removes them, Orphan leaves them. Unset: the operator's
+    --default-deletion-policy (Delete unless set otherwise)."""
+    managementPolicy: Literal["Manage", "ObserveOnly"] = "Manage"
+    """Manage: create, update and (per deletionPolicy) delete the entries. ObserveOnly: only
+    read them and report the inventory and any difference from the spec; never write or delete."""
     description: str | None = Field(default=None, max_length=4096)
     """Description of the model."""
     installPath: str | None = Field(default=None, max_length=2048)
@@ -642,6 +653,13 @@ class ModelServiceSpec(_Schema):
 
     registries: list[RegistryRef] = Field(min_length=1, max_length=16)
     """Registries to publish the service to (at least one)."""
+    deletionPolicy: Literal["Delete", "Orphan"] | None = None
+    """What deleting this resource (or removing a registry from spec.registries) does to the
+    registry entries: Delete removes them, Orphan leaves them. Unset: the operator's
+    --default-deletion-policy (Delete unless set otherwise)."""
+    managementPolicy: Literal["Manage", "ObserveOnly"] = "Manage"
+    """Manage: create, update and (per deletionPolicy) delete the entries. ObserveOnly: only
+    read them and report the inventory and any difference from the spec; never write or delete."""
     description: str | None = Field(default=None, max_length=4096)
     """Description of the service."""
     readme: LongText | None = None
@@ -732,6 +750,12 @@ class RegistryStatus(_Schema):
     inventory: dict[str, Any] | None = None
     """The registry's own record of the resource, as it returned it (texts over 1 KiB, which
     only echo the spec, are replaced by their size)."""
+    adopted: bool | None = None
+    """The entry was adopted (spec.registries[].externalId), not created."""
+    differences: list[str] | None = None
+    """Fields where the registry differs from the spec (ObserveOnly reports them; Manage corrects them)."""
+    lastDrift: list[str] | None = None
+    """Fields found changed in the registry behind ModelSync's back at the last drift (then set back)."""
     unobservedFields: dict[str, str] | None = None
     """Fields the registry accepted but does not show back, each with a digest of the value
     sent: not compared again (and not sent again) until that spec value changes."""
@@ -745,9 +769,11 @@ class ResourceStatus(_Schema):
     conditions: list[Condition] | None = None
     """Ready and Synced, aggregated over the registries."""
     registries: list[RegistryStatus] | None = None
-    """One entry per registry in spec.registries."""
+    """One entry per registry in spec.registries (and, while being removed, per registry dropped from it)."""
+    driftCount: int | None = None
+    """How many times a registry entry was found changed behind ModelSync's back."""
     kopf: dict[str, Any] | None = None
-    """The operator framework's progress bookkeeping (kept in status, not annotations)."""
+    """Bookkeeping of earlier versions; removed by the operator."""
 
 
 class RegistryObjectStatus(_Schema):

@@ -37,11 +37,12 @@ import dataclasses
 import heapq
 import logging
 import random
+import re
 import time
 from typing import Any, Callable, Iterable, Mapping
 
 from .kube import KubeReader, KubeWriter, NotFound, WriteFailed, _rv
-from .reconcile import Outcome, Reconciler, Retry, Stop, backoff
+from .reconcile import Outcome, Reconciler, Retry, Stop, backoff, paused
 
 logger = logging.getLogger("modelsync.controller")
 
@@ -51,6 +52,19 @@ REGISTRY_KINDS = ("ModelRegistry", "ClusterModelRegistry")
 REGISTRY_RETRY = 5.0
 #: annotations that ask for a reconcile when they change
 ANNOTATION_PREFIX = "modelsync.io/"
+RESYNC_ANNOTATION = "modelsync.io/resync-interval"
+#: held while deleting the resource must first remove its registry entries
+FINALIZER = "modelsync.io/finalizer"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+
+
+def parse_duration(value: str) -> float | None:
+    """``30s``, ``10m``, ``1h``, ``500ms`` as seconds; None when unreadable (or under 1 s)."""
+    m = _DURATION.match(value or "")
+    if not m:
+        return None
+    seconds = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    return seconds if seconds >= 1 else None
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -383,8 +397,21 @@ class Controller:
             outcome = await self._process_registry(key, body)
             self._notify(key, body, outcome, started)
             return
-        if (body.get("metadata") or {}).get("deletionTimestamp"):
-            return  # nothing to remove from registries yet; kopf drops the finalizer of earlier versions
+        meta = body.get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
+        if meta.get("deletionTimestamp"):
+            if FINALIZER in finalizers:
+                await self._finalize(key, body, finalizers, started)
+            return
+        if not paused(body):
+            # held while deletion must remove registry entries, and added before the first
+            # create, so a resource deleted at any moment never leaves an entry behind
+            needed = self.reconciler.needs_finalizer(key.kind, body)
+            if needed != (FINALIZER in finalizers):
+                wanted = [*finalizers, FINALIZER] if needed else [f for f in finalizers if f != FINALIZER]
+                body = await self._set_finalizers(key, body, wanted)
+                if body is None:
+                    return
         try:
             outcome = await self.reconciler.reconcile(key.kind, body, attempt=self.failures[key])
         except BaseException:
@@ -400,11 +427,50 @@ class Controller:
             self._nudge_registries(body)
         else:
             self.failures.pop(key, None)
-            self.queue.add(key, self.resync * random.uniform(0.9, 1.1), replace=True)
+            self.queue.add(key, self.interval(body) * random.uniform(0.9, 1.1), replace=True)
         if isinstance(error, Stop):
             logger.info("%s: waiting for a new spec: %s", key, error.message)
         elif isinstance(error, Retry):
             logger.info("%s: will retry in %.1fs: %s", key, error.delay, error.message)
+
+    def interval(self, body: Mapping[str, Any]) -> float:
+        """The resync interval: ``modelsync.io/resync-interval`` (e.g. 30s, 10m, 1h) or the default."""
+        value = ((body.get("metadata") or {}).get("annotations") or {}).get(RESYNC_ANNOTATION)
+        seconds = parse_duration(value) if value else None
+        return seconds if seconds else self.resync
+
+    async def _set_finalizers(self, key: Key, body: Mapping[str, Any], finalizers: list[str]) -> dict[str, Any] | None:
+        """The object with ``finalizers``, or None when it is gone or must be looked at again."""
+        try:
+            stored = await self.writer.set_finalizers(key.kind, body, finalizers)
+        except WriteFailed as exc:
+            logger.warning("%s: %s; will retry", key, exc)
+            self.queue.add(key, backoff(self.failures[key]), replace=True)
+            self.failures[key] += 1
+            return None
+        if stored is None:
+            return None
+        self.objects[key] = slim(stored)
+        return self.objects[key]
+
+    async def _finalize(self, key: Key, body: Mapping[str, Any], finalizers: list[str], started: float) -> None:
+        """Deletion: remove the registry entries (or leave them, per policy), then let go."""
+        done, outcome = await self.reconciler.finalize(key.kind, body, attempt=self.failures[key])
+        self._notify(key, body, outcome, started)
+        for type_, reason, message in outcome.events:
+            await self.writer.event(body, type_, reason, message)
+        if done:
+            await self._set_finalizers(key, body, [f for f in finalizers if f != FINALIZER])
+            self.failures.pop(key, None)
+            return
+        if outcome.status_patch:
+            try:
+                await self.writer.patch_status(key.kind, key.namespace, key.name, outcome.status_patch)
+            except WriteFailed as exc:
+                logger.warning("%s: %s", key, exc)
+        delay = outcome.error.delay if isinstance(outcome.error, Retry) else backoff(self.failures[key])
+        self.queue.add(key, delay, replace=True)
+        self.failures[key] += 1
 
     async def _write(self, key: Key, body: Mapping[str, Any], outcome: Outcome) -> bool:
         """Patch status (if anything changed) and post the outcome's Events. False when the

@@ -11,8 +11,8 @@ Settings chosen on purpose (see kopf's docs on configuration):
 
 * kopf posts no log records as Events (``posting.loggers = False``): the
   controller posts one (``kopf.event``) when an outcome changes, already scrubbed;
-* ``persistence.finalizer`` names the finalizer earlier versions added, so kopf
-  removes it from objects that still carry it (nothing here needs one yet);
+* ``persistence.finalizer`` is kopf's default marker, not ``modelsync.io/finalizer``:
+  that one belongs to the controller (held while registry entries must be removed);
 * API errors are retried every second for five minutes (kopf's default grows
   to 21 s steps), so changes made while the apiserver was away are seen within
   seconds of its return;
@@ -36,6 +36,8 @@ from .reconcile import Reconciler
 
 #: seconds between drift checks of each resource against its registries
 RESYNC_SECONDS = float(os.environ.get("MODELSYNC_RESYNC_SECONDS", "300"))
+#: what deleting a resource does to its registry entries when its spec does not say (--default-deletion-policy)
+DEFAULT_DELETION_POLICY = os.environ.get("MODELSYNC_DEFAULT_DELETION_POLICY", "Delete")
 #: reconciles in flight at once, over all registries
 WORKERS = int(os.environ.get("MODELSYNC_WORKERS", "32"))
 PLURALS = {"Model": "models", "ModelService": "modelservices", "ModelRegistry": "modelregistries",
@@ -55,7 +57,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.loggers = False  # log records are not Events
     settings.posting.reporting_component = "modelsync"
     settings.posting.event_name_prefix = "modelsync-"
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    # modelsync.io/finalizer is the controller's own (held while registry entries must be
+    # removed on delete); kopf must not take it for its marker, which it removes when no
+    # kopf handler needs one
+    settings.persistence.finalizer = "kopf.zalando.org/KopfFinalizerMarker"
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -67,7 +72,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 30
     load_config()
     reader = KubeReader()
-    controller = Controller(Reconciler(reader), KubeWriter(settings), workers=WORKERS, resync=RESYNC_SECONDS)
+    controller = Controller(Reconciler(reader, default_deletion_policy=DEFAULT_DELETION_POLICY), KubeWriter(settings), workers=WORKERS, resync=RESYNC_SECONDS)
     controller.reconciler.reader = controller.reconciler.pool.reader = Store(controller, reader)
     memo.controller = controller
 

@@ -128,6 +128,26 @@ class KubeWriter:
         except Exception as exc:  # connection errors after kopf's retries
             raise WriteFailed(f"status of {kind} {namespace}/{name}: {type(exc).__name__}", retry=True) from None
 
+    async def set_finalizers(self, kind: str, body: Mapping[str, Any], finalizers: list[str]) -> dict[str, Any] | None:
+        """Replace metadata.finalizers, guarded by the resourceVersion it was read at (a 409
+        means someone else changed the object: read again, decide again)."""
+        from kopf._cogs.clients import api, errors
+
+        meta = body.get("metadata") or {}
+        url = self._resources[kind].get_url(namespace=meta.get("namespace") or None, name=meta.get("name"))
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}
+        try:
+            return await api.patch(url=url, headers={"Content-Type": "application/merge-patch+json"},
+                                   payload=patch, settings=self.settings, logger=_log)
+        except errors.APINotFoundError:
+            return None
+        except errors.APIError as exc:
+            code = exc.status or 0
+            raise WriteFailed(f"finalizers of {kind} {meta.get('namespace')}/{meta.get('name')}: HTTP {code}",
+                              retry=code in (409, 429) or code >= 500) from None
+        except Exception as exc:
+            raise WriteFailed(f"finalizers of {kind}: {type(exc).__name__}", retry=True) from None
+
     async def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event about ``obj``, queued to kopf's poster (never worth a retry)."""
         import kopf

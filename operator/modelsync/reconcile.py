@@ -56,8 +56,11 @@ from .redact import scrub
 
 #: reasons that mean "do not call this registry again until the spec or the registry changes"
 TERMINAL_REASONS = frozenset({
-    "InvalidSpec", "NameTaken", "Unsupported", "RegistryMisconfigured", "CredentialsInvalid",
+    "InvalidSpec", "NameTaken", "Unsupported", "RegistryMisconfigured", "CredentialsInvalid", "ExternalNotFound",
 })
+#: entry reasons of a reconcile that worked (ObserveOnly's report of an entry that differs
+#: from the spec, or is absent, is news, not a failure)
+OBSERVED_REASONS = frozenset({"Synced", "Differs", "Absent"})
 #: reasons that are waiting, not failing: posted as Normal Events
 WAITING_REASONS = frozenset({"DependencyNotReady"})
 #: how long to wait before trying rejected credentials again when no Secret change says so first
@@ -70,6 +73,13 @@ BACKOFF_CAP = 30.0
 INVENTORY_TEXT_LIMIT = 1024
 #: a status whose JSON is larger than this is trimmed (the apiserver's limit is ~1.5 MiB per object)
 STATUS_BYTES_LIMIT = 256 * 1024
+
+
+PAUSE_ANNOTATION = "modelsync.io/paused"
+
+
+def paused(body: Mapping[str, Any]) -> bool:
+    return ((body.get("metadata") or {}).get("annotations") or {}).get(PAUSE_ANNOTATION) == "true"
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
@@ -284,12 +294,17 @@ class _RegistryResult:
     entry: dict[str, Any]
     event: tuple[str, str, str] | None
     error: BackendError | None
+    drifted: bool = False
 
 
 class Reconciler:
     """Reconciles Models and ModelServices. One instance per operator process."""
 
-    def __init__(self, reader: KubeReader, pool: BackendPool | None = None) -> None:
+    def __init__(self, reader: KubeReader, pool: BackendPool | None = None, *,
+                 default_deletion_policy: str = "Delete") -> None:
+        if default_deletion_policy not in ("Delete", "Orphan"):
+            raise ValueError(f"default deletion policy must be Delete or Orphan, not {default_deletion_policy!r}")
+        self.default_deletion_policy = default_deletion_policy
         self.reader = reader
         self.pool = pool or BackendPool(reader)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -315,31 +330,144 @@ class Reconciler:
         generation = int(meta.get("generation") or 0)
         old_status = dict(body.get("status") or {})
         old_entries = {(e.get("kind", "ModelRegistry"), e.get("name")): e for e in old_status.get("registries") or []}
+        if paused(body):
+            # no registry call at all: only say so (once)
+            status = {"conditions": self._with_paused(old_status, generation, True)}
+            return Outcome(self._patch(old_status, status), [], None)
         try:
             spec = api.parse_spec(kind, body.get("spec") or {})
         except pydantic.ValidationError as exc:
             message = api.describe_validation_error(exc)
             status = self._status(old_status, generation, [], spec_error=Terminal(message))
             return Outcome(self._patch(old_status, status), [], Stop(message))
+        observe_only = spec.managementPolicy == "ObserveOnly"
+        wanted = {(ref.kind, ref.name) for ref in spec.registries}
+        dropped = [e for key, e in old_entries.items() if key not in wanted]
 
         results = await asyncio.gather(*[
-            self._one(kind, meta, spec, generation, ref, old_entries.get((ref.kind, ref.name)))
+            self._one(kind, meta, spec, generation, ref, old_entries.get((ref.kind, ref.name)), observe_only)
             for ref in spec.registries
+        ], *[
+            self._release(kind, meta, spec, e, self.deletion_policy(spec)) for e in dropped
         ])
-        entries = [r.entry for r in results]
+        entries = [r.entry for r in results if r.entry]
         errors = [r.error for r in results if r.error is not None]
         status = self._status(old_status, generation, entries)
+        drifts = sum(1 for r in results if r.drifted)
+        if drifts:
+            status["driftCount"] = int(old_status.get("driftCount") or 0) + drifts
+        if any(c.get("type") == "Paused" for c in old_status.get("conditions") or []):
+            status["conditions"] = self._with_paused({"conditions": status["conditions"]}, generation, False,
+                                                     old=old_status)
         events = [r.event for r in results if r.event]
         return Outcome(self._patch(old_status, status), events, self._decide(errors, attempt, entries))
 
+    def deletion_policy(self, spec: Any) -> str:
+        """What removing an entry does: the spec's deletionPolicy, else the operator's default.
+        ObserveOnly never deletes."""
+        if spec.managementPolicy == "ObserveOnly":
+            return "Orphan"
+        return spec.deletionPolicy or self.default_deletion_policy
+
+    def needs_finalizer(self, kind: str, body: Mapping[str, Any]) -> bool:
+        """Whether deleting the resource must first remove registry entries (so a finalizer
+        must hold it): managed, policy Delete. Unparseable specs need none."""
+        try:
+            spec = api.parse_spec(kind, body.get("spec") or {})
+        except pydantic.ValidationError:
+            return False
+        return self.deletion_policy(spec) == "Delete"
+
+    async def finalize(self, kind: str, body: Mapping[str, Any], *, attempt: int = 0) -> tuple[bool, Outcome]:
+        """The resource is being deleted: remove its entries from every registry (policy
+        Delete; "not found" is done) or leave them (Orphan). True when the finalizer may go."""
+        meta = body.get("metadata", {})
+        uid = meta["uid"]
+        lock = self._locks.setdefault(uid, asyncio.Lock())
+        async with lock:
+            generation = int(meta.get("generation") or 0)
+            old_status = dict(body.get("status") or {})
+            try:
+                spec = api.parse_spec(kind, body.get("spec") or {})
+            except pydantic.ValidationError:
+                return True, Outcome({}, [], None)
+            policy = self.deletion_policy(spec)
+            if policy == "Orphan":
+                return True, Outcome({}, [], None)
+            entries = {(e.get("kind", "ModelRegistry"), e.get("name")): e for e in old_status.get("registries") or []}
+            for ref in spec.registries:
+                entries.setdefault((ref.kind, ref.name), {"name": ref.name, "kind": ref.kind})
+            results = await asyncio.gather(*[self._release(kind, meta, spec, e, "Delete") for e in entries.values()])
+            left = [r.entry for r in results if r.entry]
+            errors = [r.error for r in results if r.error is not None]
+            if not errors:
+                return True, Outcome({}, [r.event for r in results if r.event], None)
+            status = self._status(old_status, generation, left)
+            summary = "; ".join(f"{e['name']}: {e.get('message', '')}" for e in left)
+            message = (f"cannot remove the registry entries: {summary}; it is tried again, or set "
+                       "spec.deletionPolicy: Orphan to leave them and let the resource go")
+            status["conditions"] = [
+                {**c, "message": message[:32000]} if c["type"] == "Synced" else c for c in status["conditions"]]
+            outcome = Outcome(self._patch(old_status, status), [r.event for r in results if r.event],
+                              self._decide(errors, attempt, left))
+            return False, outcome
+
+    async def _release(self, kind: str, meta: Mapping[str, Any], spec: Any, entry: Mapping[str, Any],
+                       policy: str) -> _RegistryResult:
+        """Remove (policy Delete) or leave (Orphan) one registry's entry. An empty entry in
+        the result means it is gone from status; a failure keeps it, with the reason."""
+        if policy != "Delete":
+            return _RegistryResult({}, None, None)
+        ref = api.RegistryRef(name=entry["name"], kind=entry.get("kind", "ModelRegistry"))
+        namespace = meta.get("namespace", "")
+        try:
+            backend, _ = await self.pool.backend(ref, namespace)
+            if not backend.supports(kind):
+                return _RegistryResult({}, None, None)
+            res = Resource(kind=kind, name=meta["name"], namespace=namespace, uid=meta["uid"],
+                           generation=int(meta.get("generation") or 0), spec=spec,
+                           external_id=entry.get("externalId"), adopted=entry.get("adopted", False))
+            async with self.pool.limit(backend):
+                await backend.delete(res)
+        except BackendError as exc:
+            message = scrub(exc.message)
+            failed = {**entry, "synced": False, "reason": exc.reason,
+                      "message": f"removing from {ref.kind} {ref.name}: {message}"}
+            event = None
+            if entry.get("reason") != exc.reason:
+                event = ("Warning", exc.reason, f"{ref.kind} {ref.name}: could not remove the entry: {message}")
+            return _RegistryResult(failed, event, exc)
+        except Exception as exc:  # never leak, never crash
+            message = scrub(f"unexpected {type(exc).__name__}: {exc}")
+            return _RegistryResult({**entry, "synced": False, "reason": "ReconcileError", "message": message},
+                                   None, Recoverable(message, reason="ReconcileError"))
+        label = entry.get("externalId") or "its entry"
+        return _RegistryResult({}, ("Normal", "Deleted", f"removed {label} from {ref.kind} {ref.name}"), None)
+
+    def _with_paused(self, current: Mapping[str, Any], generation: int, on: bool,
+                     old: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """``current``'s conditions with ``Paused`` set (its transition time kept from ``old``)."""
+        conditions = [c for c in current.get("conditions") or [] if c.get("type") != "Paused"]
+        before = next((c for c in (old or current).get("conditions") or [] if c.get("type") == "Paused"), None)
+        paused_cond = self._condition(
+            before, "Paused", "True" if on else "False", "Paused" if on else "Resumed",
+            f"{PAUSE_ANNOTATION} is true: no registry is called" if on else "reconciled again", generation)
+        return [*conditions, paused_cond]
+
     async def _one(
         self, kind: str, meta: Mapping[str, Any], spec: Any, generation: int,
-        ref: api.RegistryRef, old: Mapping[str, Any] | None,
+        ref: api.RegistryRef, old: Mapping[str, Any] | None, observe_only: bool = False,
     ) -> _RegistryResult:
         namespace = meta.get("namespace", "")
-        base = {"name": ref.name, "kind": ref.kind}
-        keep = ("backend", "externalId", "inventory", "lastSyncTime", "registryVersion", "unobservedFields")
+        base: dict[str, Any] = {"name": ref.name, "kind": ref.kind}
+        if ref.externalId:
+            base["adopted"] = True
+        keep = ("backend", "externalId", "inventory", "lastSyncTime", "registryVersion", "unobservedFields",
+                "lastDrift")
         previous = {k: old[k] for k in keep if old and old.get(k) is not None}
+        if ref.externalId and previous.get("externalId") not in (None, ref.externalId):
+            previous = {}  # another entry is adopted now: nothing recorded of the old one applies
+        drift: tuple[str, ...] = ()
         try:
             backend, registry_version = await self.pool.backend(ref, namespace)
             if (old and old.get("reason") in TERMINAL_REASONS and old.get("observedGeneration") == generation
@@ -356,12 +484,21 @@ class Reconciler:
                 )
             res = Resource(
                 kind=kind, name=meta["name"], namespace=namespace, uid=meta["uid"], generation=generation,
-                spec=spec, external_id=previous.get("externalId"),
+                spec=spec, external_id=ref.externalId or previous.get("externalId"), adopted=bool(ref.externalId),
                 references=await self._references(backend, kind, spec, namespace, ref),
             )
+            if observe_only:
+                async with self.pool.limit(backend):
+                    return await self._observe_only(backend, res, ref, base, previous, old, generation,
+                                                    registry_version)
+            # the registry held this generation when last looked at: a difference now is drift
+            held = bool(old and old.get("reason") == "Synced" and old.get("observedGeneration") == generation)
             async with self.pool.limit(backend):
-                obs, action, unobserved = await self._converge(backend, res, ref, previous.get("unobservedFields") or {},
-                                                              first=old is None)
+                obs, action, unobserved, sent = await self._converge(
+                    backend, res, ref, previous.get("unobservedFields") or {},
+                    first=old is None and not res.adopted)
+            if held and sent and action and action[0] == "Updated":
+                drift = sent
         except BackendError as exc:
             message = scrub(exc.message)
             unnamed = [f for f in getattr(exc, "fields", ()) if f not in message]
@@ -381,17 +518,53 @@ class Reconciler:
         }
         if unobserved:
             entry["unobservedFields"] = unobserved
+        if drift:
+            entry["lastDrift"] = list(drift)
+            event = ("Warning", "Drift", f"{', '.join(drift)} changed in {backend.name} registry {ref.name} "
+                                         f"behind ModelSync's back; set back to the spec")
+            return _RegistryResult(entry, event, None, drifted=True)
+        if previous.get("lastDrift"):
+            entry["lastDrift"] = previous["lastDrift"]
         event = ("Normal", action[0], f"{action[1]} as {obs.external_id}") if action else None
+        return _RegistryResult(entry, event, None)
+
+    async def _observe_only(
+        self, backend: Backend, res: Resource, ref: api.RegistryRef, base: Mapping[str, Any],
+        previous: Mapping[str, Any], old: Mapping[str, Any] | None, generation: int, registry_version: str,
+    ) -> _RegistryResult:
+        """ObserveOnly: read the entry, report it and how it differs from the spec; write nothing."""
+        obs = await backend.observe(res)
+        entry: dict[str, Any] = {**base, "backend": backend.name, "registryVersion": registry_version,
+                                 "observedGeneration": generation}
+        if not obs.exists:
+            entry.update(synced=False, reason="Absent",
+                         message=f"no entry in {backend.name} registry {ref.name}; ObserveOnly never creates one "
+                                 "(set spec.managementPolicy: Manage, or spec.registries[].externalId to watch another)")
+        else:
+            differs = sorted(obs.diff)
+            entry.update(externalId=obs.external_id, inventory=slim_inventory(obs.inventory or {}),
+                         synced=not differs, reason="Differs" if differs else "Synced",
+                         message=(f"{backend.name} registry {ref.name} differs from the spec in {', '.join(differs)}; "
+                                  "ObserveOnly does not change it") if differs else
+                                 f"{backend.name} registry {ref.name} holds the spec (ObserveOnly)",
+                         lastSyncTime=previous.get("lastSyncTime") or now_rfc3339())
+            if differs:
+                entry["differences"] = differs
+        event = None
+        if not old or old.get("reason") != entry["reason"] or old.get("differences") != entry.get("differences"):
+            if entry["reason"] != "Synced":
+                event = ("Warning" if entry["reason"] == "Differs" else "Normal", entry["reason"], entry["message"])
         return _RegistryResult(entry, event, None)
 
     @staticmethod
     async def _converge(
         backend: Backend, res: Resource, ref: api.RegistryRef, unobserved: Mapping[str, str], first: bool,
-    ) -> tuple[Observation, tuple[str, str] | None, dict[str, str]]:
+    ) -> tuple[Observation, tuple[str, str] | None, dict[str, str], tuple[str, ...]]:
         """observe → create or update only what differs → observe what the write left.
 
-        Returns the last observation, what was done (for the Event), and the fields the
-        registry accepted without reflecting them (field → digest of the desired value).
+        Returns the last observation, what was done (for the Event), the fields the
+        registry accepted without reflecting them (field → digest of the desired value),
+        and the fields an update sent.
         A field recorded that way is left out of the comparison while its desired value
         stays the same: the registry has it, and sending it again would be the same write
         for the same spec.
@@ -413,6 +586,9 @@ class Reconciler:
         # whose status write was lost is found and adopted by the create itself; reading
         # first would only cost every new resource one more request. Later tries read first.
         obs = Observation(exists=False) if first else await backend.observe(res)
+        if not obs.exists and res.adopted:
+            raise Terminal(f"spec.registries[].externalId {res.external_id} names no entry in {backend.name} "
+                           f"registry {ref.name}; an adopted entry is never created", reason="ExternalNotFound")
         if not obs.exists:
             after = await written(await backend.create(res))  # adoption may leave a diff
             if not after.exists:
@@ -426,13 +602,13 @@ class Reconciler:
             unseen = {f: wanted(after, f) for f in after.diff if shown.get(f) is None}
             pending = tuple(f for f in after.diff if f not in unseen)
             if not pending:
-                return after, created, unseen
+                return after, created, unseen, ()
             final = await written(await backend.update(res, dataclasses.replace(after, diff=pending)))
-            return final, created, {f: wanted(final, f) for f in final.diff}
+            return final, created, {f: wanted(final, f) for f in final.diff}, pending
         skipped = still_unseen(obs)
         pending = tuple(f for f in obs.diff if f not in skipped)
         if not pending:
-            return obs, None, skipped
+            return obs, None, skipped, ()
         fields = ", ".join(pending)
         after = await written(await backend.update(res, dataclasses.replace(obs, diff=pending)))
         if not after.exists:
@@ -440,7 +616,7 @@ class Reconciler:
                               "it will be created again")
         # whatever still differs was accepted and not reflected: recorded, not sent again
         return after, ("Updated", f"updated {fields} in {backend.name} registry {ref.name}"), {
-            f: wanted(after, f) for f in after.diff}
+            f: wanted(after, f) for f in after.diff}, pending
 
     @staticmethod
     def _failed(known: Mapping[str, Any], old: Mapping[str, Any] | None, generation: int,
@@ -507,7 +683,7 @@ class Reconciler:
     ) -> dict[str, Any]:
         total = len(entries)
         held = sum(1 for e in entries if e.get("synced"))
-        failures = [e for e in entries if e.get("reason") != "Synced"]
+        failures = [e for e in entries if e.get("reason") not in OBSERVED_REASONS]
         if spec_error is not None:  # the spec itself did not parse
             synced_cond = ("False", spec_error.reason, spec_error.message)
             ready_cond = ("False", spec_error.reason, spec_error.message)
@@ -523,10 +699,22 @@ class Reconciler:
                 ready_cond = ("True", "Synced", f"in sync with {held} of {total} registries")
             else:
                 ready_cond = ("False", "NotSynced", f"in sync with {held} of {total} registries")
+        # kstatus (Flux, kubectl wait, Argo CD): Stalled = failed for good until something
+        # changes; Reconciling = work still under way (a failure being retried)
+        if synced_cond[0] == "False" and (spec_error is not None or synced_cond[1] in TERMINAL_REASONS):
+            stalled_cond = ("True", synced_cond[1], synced_cond[2])
+            reconciling_cond = ("False", "Stalled", "waiting for the spec, the registry or its Secret to change")
+        elif synced_cond[0] == "False":
+            stalled_cond = ("False", "Retrying", "the failure is retried")
+            reconciling_cond = ("True", synced_cond[1], synced_cond[2])
+        else:
+            stalled_cond = ("False", "ReconcileSuccess", "")
+            reconciling_cond = ("False", "ReconcileSuccess", "")
         old_conditions = {c.get("type"): c for c in old.get("conditions") or []}
         conditions = [
             self._condition(old_conditions.get(t), t, s, r, m, generation)
-            for t, (s, r, m) in (("Ready", ready_cond), ("Synced", synced_cond))
+            for t, (s, r, m) in (("Ready", ready_cond), ("Synced", synced_cond), ("Stalled", stalled_cond),
+                                 ("Reconciling", reconciling_cond))
         ]
         status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions,
                                   "registries": fit_entries(list(entries))}

@@ -63,6 +63,9 @@ class Reconciler:
     def forget(self, uid: str) -> None:
         pass
 
+    def needs_finalizer(self, kind: str, body: dict[str, Any]) -> bool:
+        return False
+
 
 def obj(name: str, generation: int = 1, status: dict[str, Any] | None = None, rv: int = 1) -> dict[str, Any]:
     return {"kind": "Model", "metadata": {"name": name, "namespace": "ns", "uid": f"u-{name}", "generation": generation,

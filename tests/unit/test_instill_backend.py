@@ -412,7 +412,8 @@ async def test_409_foreign_model_is_name_taken(sim: Sim, backend: InstillBackend
     with pytest.raises(NameTaken) as info:
         await backend.create(res)
     assert str(info.value) == (
-        "Instill model local/shared exists and is not managed by this resource; set spec.instill.id to another id"
+        "Instill model local/shared exists and is not managed by this resource; set spec.instill.id to another id, "
+        "or spec.registries[].externalId: shared to adopt it"
     )
     assert info.value.fields == ("spec.instill.id",)
     # observe does not claim it either, and delete leaves it alone

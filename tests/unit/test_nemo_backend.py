@@ -366,7 +366,8 @@ async def test_409_name_taken_when_not_ours(backend: nemo.NemoBackend, admin: ht
     with pytest.raises(NameTaken) as ei:
         await backend.create(res)
     assert str(ei.value) == ("NeMo model default/shared-name exists and is not managed by this resource; "
-                             "set spec.nemo.name to another name")
+                             "set spec.nemo.name to another name, or spec.registries[].externalId: shared-name "
+                             "to adopt it")
     with pytest.raises(NameTaken):
         await backend.observe(res)  # and it is never updated either
     await backend.delete(res)  # nor deleted

@@ -283,7 +283,7 @@ async def test_a_field_the_registry_does_not_echo_is_written_once_per_spec() -> 
     assert out.error is None and backend.calls == ["create", "observe"]
     entry = out.status_patch["registries"][0]
     assert entry["synced"] and set(entry["unobservedFields"]) == {"tag"}
-    assert {c["type"]: c["status"] for c in out.status_patch["conditions"]} == {"Ready": "True", "Synced": "True"}
+    assert {c["type"]: c["status"] for c in out.status_patch["conditions"]} == {"Ready": "True", "Synced": "True", "Stalled": "False", "Reconciling": "False"}
     b = _with_status(b, out.status_patch)
     for _ in range(3):  # resyncs: the unreflected field is not sent again
         backend.calls.clear()

@@ -609,7 +609,7 @@ async def test_client_settings(vendor: Vendor, monkeypatch: pytest.MonkeyPatch) 
         assert seen["base_url"] == ENDPOINT
     finally:
         await b.aclose()
-    assert RegistryConnection(key="k", name="n", kind="ModelRegistry", backend="x", endpoint="e").max_connections == 16
+    assert RegistryConnection(key="k", name="n", kind="ModelRegistry", backend="x", endpoint="e").max_connections == 8
 
 
 def trickling_app(vendor: Vendor, gap: float, chunks: int) -> web.Application:

@@ -112,6 +112,9 @@ class Resource:
     generation: int
     spec: Any
     external_id: str | None = None
+    #: ``external_id`` names an entry the user asked to adopt (spec.registries[].externalId):
+    #: find it by that id, not the derived one; it is ours by declaration, never created
+    adopted: bool = False
     # ids of other resources the spec refers to, already synced to this registry,
     # e.g. {"defaultService": "<external id of the default ModelService>"}.
     references: Mapping[str, str] = dataclasses.field(default_factory=dict)

@@ -147,6 +147,8 @@ def default_model_id(res: Resource, conn: RegistryConnection) -> str:
 def model_id_for(res: Resource, conn: RegistryConnection) -> str:
     """The registry id of ``res``: the user's ``spec.instill.id`` (its rule is enforced by the
     schema, at admission and when the core parses the spec) or the default."""
+    if res.adopted and res.external_id:
+        return res.external_id
     section = res.spec.instill
     if section is not None and section.id is not None:
         return str(section.id)
@@ -428,7 +430,8 @@ class InstillBackend(Backend):
 
     def _not_ours(self, model_id: str) -> NameTaken:
         return NameTaken(
-            f"{self._where(model_id)} exists and is not managed by this resource; set spec.instill.id to another id",
+            f"{self._where(model_id)} exists and is not managed by this resource; set spec.instill.id to another id, "
+            f"or spec.registries[].externalId: {model_id} to adopt it",
             fields=("spec.instill.id",),
         )
 

@@ -101,6 +101,8 @@ def entity_name(res: Resource, conn: RegistryConnection) -> str:
     hex digits of ``deterministic_id(uid, registry key)``, which keeps names
     unique per object incarnation and per registry and stable across retries.
     """
+    if res.adopted and res.external_id:
+        return res.external_id
     nemo = getattr(res.spec, "nemo", None)
     user = getattr(nemo, "name", None) if nemo is not None else None
     if user:
@@ -323,11 +325,13 @@ class NemoBackend(Backend):
             raise Unsupported(f"NeMo has no counterpart for {res.kind}; only Model is synced to NeMo")
 
     def _check_owner(self, res: Resource, entity: Mapping[str, Any], name: str) -> None:
+        if res.adopted:
+            return  # adopted on purpose: ours by declaration (the next update writes our marker)
         marker = (entity.get("custom_fields") or {}).get(OWNER_KEY) if isinstance(entity, Mapping) else None
         if marker != owner_marker(res, self.conn):
             raise NameTaken(
                 f"NeMo model {self.workspace}/{name} exists and is not managed by this resource; "
-                "set spec.nemo.name to another name"
+                f"set spec.nemo.name to another name, or spec.registries[].externalId: {name} to adopt it"
             )
 
     async def _get(self, name: str) -> dict[str, Any] | None:

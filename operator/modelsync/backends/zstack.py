@@ -86,7 +86,10 @@ def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def resource_uuid(res: Resource, conn: RegistryConnection) -> str:
-    """The ZStack uuid of ``res`` in this registry: 32 hex chars, stable across retries."""
+    """The ZStack uuid of ``res`` in this registry: the adopted entry's, else 32 hex chars
+    derived from the resource, stable across retries."""
+    if res.adopted and res.external_id:
+        return res.external_id
     return deterministic_id(res.uid, conn.key, res.kind).hex
 
 

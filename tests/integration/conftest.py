@@ -12,6 +12,7 @@ from modelsync.simulators.server import ThreadedServer
 from modelsync.testing import K8s, OperatorProcess
 
 RESYNC_SECONDS = 2
+WORKERS = 8
 
 
 class Sim:
@@ -53,7 +54,9 @@ def start_sim(module: str, **options: Any) -> Iterator[Sim]:
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Any) -> Iterator[OperatorProcess]:
     # --debug: the most the operator logs, so the tests that look for secrets in the log see it all
-    with OperatorProcess(kubeconfig, env={"MODELSYNC_RESYNC_SECONDS": str(RESYNC_SECONDS)}, args=("--debug",)) as op:
+    # MODELSYNC_WORKERS: a small bound on reconciles in flight, so bursts in the tests exceed it
+    with OperatorProcess(kubeconfig, env={"MODELSYNC_RESYNC_SECONDS": str(RESYNC_SECONDS), "MODELSYNC_WORKERS": str(WORKERS)},
+                         args=("--debug",)) as op:
         op.wait_for_log("Starting the watch-stream", timeout=60)
         yield op
     print(f"operator log: {op.log_path}")

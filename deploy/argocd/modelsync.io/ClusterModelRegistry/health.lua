@@ -6,7 +6,7 @@
 --   Healthy      Ready=True and Synced not False, for the current generation
 -- Lua 5.1 (Argo CD's gopher-lua).
 local terminal = {
-  InvalidSpec = true, NameTaken = true, Unsupported = true, ImmutableField = true,
+  InvalidSpec = true, NameTaken = true, Unsupported = true, ExternalNotFound = true,
   RegistryMisconfigured = true, CredentialsInvalid = true, CredentialsRejected = true,
 }
 

@@ -16,19 +16,25 @@ Settings chosen on purpose (see kopf's docs on configuration):
 * API errors are retried every second for five minutes (kopf's default grows
   to 21 s steps), so changes made while the apiserver was away are seen within
   seconds of its return;
-* the operator runs standalone (no peering objects): one replica with the
-  ``Recreate`` strategy (deploy/), since two replicas would both write;
+* the operator runs standalone (no kopf peering objects): replicas exclude each other
+  with a Lease instead (``--leader-election``, :mod:`modelsync.leader`): every replica
+  watches, only the leader's workers take keys (the controller's gate);
+* ``--selector`` becomes a server-side label selector of the four modelsync.io watches
+  (``settings.watching.label_selectors``): a shard sees only its own objects; Secrets are
+  not filtered (registries of any shard may name them);
 * httpx's and httpcore's loggers stay at WARNING: at INFO they print request
   URLs, and a URL may carry what it should not.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
 
 import kopf
 
+from . import leader, metrics
 from .api import GROUP, VERSION
 from .controller import REGISTRY_KINDS, RESOURCE_KINDS, Controller, Store
 from .kube import KubeReader, KubeWriter, load_config
@@ -42,6 +48,9 @@ DEFAULT_DELETION_POLICY = os.environ.get("MODELSYNC_DEFAULT_DELETION_POLICY", "D
 WORKERS = int(os.environ.get("MODELSYNC_WORKERS", "32"))
 PLURALS = {"Model": "models", "ModelService": "modelservices", "ModelRegistry": "modelregistries",
            "ClusterModelRegistry": "clustermodelregistries"}
+#: what the command line sets (``memo.options``, see __main__); these when kopf runs the module itself
+DEFAULTS = {"leader_election": False, "lease_name": "modelsync", "lease_namespace": None, "selector": None,
+            "metrics_addr": ":9090"}
 
 for _name in ("httpx", "httpcore", "hpack"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -70,17 +79,127 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # for five minutes see the apiserver's return at once and outlast a control-plane upgrade
     settings.networking.error_backoffs = [0.2, 0.5] + [1.0] * 300
     settings.networking.request_timeout = 30
+    given = memo.get("options")
+    opts = {name: getattr(given, name, default) for name, default in DEFAULTS.items()}
+    if opts["selector"]:
+        for plural in PLURALS.values():
+            settings.watching.label_selectors[GROUP, plural] = opts["selector"]
+    metrics.WATCHES.install()
     load_config()
     reader = KubeReader()
     controller = Controller(Reconciler(reader, default_deletion_policy=DEFAULT_DELETION_POLICY), KubeWriter(settings), workers=WORKERS, resync=RESYNC_SECONDS)
     controller.reconciler.reader = controller.reconciler.pool.reader = Store(controller, reader)
     memo.controller = controller
+    # closed until this replica may write; the workers (started by the first watch event) wait on it
+    controller.gate = asyncio.Event()
+    memo.elector = None
+    if opts["leader_election"]:
+        memo.elector = _elector(memo, controller, opts)
+        memo.elector.start()
+    else:
+        controller.gate.set()
+    metrics.bind(controller, leader=lambda: memo.elector is None or memo.elector.leader)
+    memo.server = None
+    if opts["metrics_addr"]:
+        server = metrics.Server(opts["metrics_addr"], ready=lambda: _readiness(memo), leader=lambda: _leadership(memo))
+        if await server.start():
+            memo.server = server
+
+
+def _elector(memo: kopf.Memo, controller: Controller, opts: dict[str, Any]) -> leader.LeaderElector:
+    import kubernetes
+
+    def started() -> None:
+        controller.gate.set()  # type: ignore[union-attr]
+
+    def stopped(reason: str) -> None:
+        # fenced: no new key from now on, in-flight work cancelled, then the process stops and
+        # restarts as a standby (its queue and caches are not trusted to resume leading)
+        controller.gate.clear()  # type: ignore[union-attr]
+        memo.stopping = asyncio.create_task(controller.stop())
+        memo.leadership_lost = reason
+        stop_flag = memo.get("stop_flag")
+        if stop_flag is not None:
+            stop_flag.set()
+
+    return leader.LeaderElector(
+        kubernetes.client.CoordinationV1Api(kubernetes.client.ApiClient()),
+        name=opts["lease_name"], namespace=leader.default_namespace(opts["lease_namespace"]),
+        identity=leader.default_identity(), on_started=started, on_stopped=stopped)
+
+
+def _leadership(memo: kopf.Memo) -> tuple[bool, dict[str, Any]]:
+    elector = memo.get("elector")
+    if elector is None:
+        return True, {"leader": True, "election": False}
+    return elector.leader, {**elector.status(), "election": True}
+
+
+def _readiness(memo: kopf.Memo) -> tuple[bool, dict[str, Any]]:
+    """Ready for its role: caches listed, and the leader renewing or the standby able to take over."""
+    listed = metrics.WATCHES.listed([*PLURALS.values(), "secrets"])
+    elector = memo.get("elector")
+    detail: dict[str, Any] = {"listed": listed, "watches": metrics.WATCHES.summary()}
+    if elector is None:
+        return listed, {**detail, "leader": True, "election": False}
+    healthy = elector.healthy()
+    return listed and healthy, {**detail, **elector.status(), "election": True, "leaseReachable": healthy}
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    await memo.controller.stop()
-    await memo.controller.reconciler.pool.aclose()
+    controller: Controller = memo.controller
+    if controller.gate is not None:
+        controller.gate.clear()
+    await controller.stop()  # nothing is written after this, so the Lease can go
+    if memo.get("elector") is not None:
+        await memo.elector.release()
+    if memo.get("server") is not None:
+        await memo.server.stop()
+    await controller.reconciler.pool.aclose()
+    if memo.get("stop_flag") is not None:
+        memo.stop_flag.set()  # kopf waits for its waiter on the flag before it exits
+
+
+# ---------------------------------------------------------------- liveness (kopf's --liveness endpoint)
+
+
+@kopf.on.probe(id="watches")
+async def probe_watches(**_: Any) -> dict[str, str]:
+    """Each watch stream: listing, watching, or reconnecting (kopf retries it)."""
+    return metrics.WATCHES.summary()
+
+
+@kopf.on.probe(id="queue")
+async def probe_queue(memo: kopf.Memo, **_: Any) -> dict[str, int]:
+    queue = memo.controller.queue
+    return {"queued": len(queue), "inFlight": queue.in_flight, "objects": len(memo.controller.objects)}
+
+
+@kopf.on.probe(id="registries")
+async def probe_registries(memo: kopf.Memo, **_: Any) -> dict[str, str]:
+    """Each registry's Ready condition as cached: "True", or "False: Reason" (not a liveness failure:
+    restarting the operator does not bring a registry back)."""
+    out: dict[str, str] = {}
+    for key, body in list(memo.controller.objects.items()):
+        if key.kind in REGISTRY_KINDS:
+            ready = next((c for c in (body.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+            status = ready.get("status") or "Unknown"
+            out[f"{key.kind} {key.namespace + '/' if key.namespace else ''}{key.name}"] = (
+                status if status == "True" or not ready.get("reason") else f"{status}: {ready['reason']}")
+    return out
+
+
+@kopf.on.probe(id="leader")
+async def probe_leader(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    """Leadership; fails liveness only when the election itself has crashed (a bug)."""
+    elector = memo.get("elector")
+    if elector is None:
+        return {"election": False, "leader": True}
+    task = elector.task
+    if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
+        raise kopf.PermanentError(f"leader election crashed: {task.exception()!r}")
+    return elector.status()
 
 
 for _kind in (*RESOURCE_KINDS, *REGISTRY_KINDS):

@@ -1,0 +1,283 @@
+"""High availability and sharding on the real apiserver: replicas with ``--leader-election``
+exclude each other with a Lease, shards with ``--selector`` split the objects.
+
+The module runs its own control plane with an audit log, and each operator process its own
+identity (a client certificate per process), so "who wrote what, when" is the apiserver's record,
+not the operator's word.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from kubernetes.client.rest import ApiException
+
+from modelsync.simulators.server import free_port
+from modelsync.testing import ControlPlane, K8s, OperatorProcess
+
+from .conftest import Sim, model, start_sim
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CENTER = "ebf96ce1de2c46fa8af9d503c29bb93d"
+PASSWORD = "h4-Pa55-lease"
+QWEN = dict(description="Qwen3 8B", installPath="/models/qwen3-8b", vendor="Qwen", version="1.0.0",
+            task="text-generation")
+WRITES = ("create", "update", "patch", "delete", "deletecollection")
+
+
+@pytest.fixture(scope="module")
+def cp() -> Iterator[ControlPlane]:
+    with ControlPlane(crds=ROOT / "crds", audit=True) as plane:
+        yield plane
+
+
+@pytest.fixture(scope="module")
+def kube(cp: ControlPlane) -> K8s:
+    return K8s(str(cp.kubeconfig))
+
+
+@pytest.fixture(scope="module")
+def zsim() -> Iterator[Sim]:
+    yield from start_sim("zstack", account="admin", password=PASSWORD, model_center_uuid=CENTER)
+
+
+@pytest.fixture
+def hns(kube: K8s, zsim: Sim) -> Iterator[str]:
+    name = f"ha-{uuid.uuid4().hex[:8]}"
+    kube.create_namespace(name)
+    yield name
+    kube.delete_namespace(name)
+
+
+def zregistry(kube: K8s, ns: str, sim: Sim, name: str = "zstack", labels: dict[str, str] | None = None) -> None:
+    kube.secret(f"{name}-creds", ns, {"accountName": "admin", "password": PASSWORD})
+    kube.create({"kind": "ModelRegistry", "metadata": {"name": name, "labels": labels or {}}, "spec": {
+        "backend": "zstack", "endpoint": sim.url, "credentialsSecretRef": {"name": f"{name}-creds"},
+        "zstack": {"modelCenterUuid": CENTER}, "requestTimeout": "5s"}}, ns)
+
+
+class Replica:
+    """One operator process with its own identity: POD_NAME, client certificate, metrics port."""
+
+    def __init__(self, cp: ControlPlane, identity: str, *args: str) -> None:
+        self.identity = identity
+        self.port = free_port()
+        self.op = OperatorProcess(cp.user_kubeconfig(identity, groups=["system:masters"]), env={"POD_NAME": identity},
+                                  args=("--leader-election", f"--metrics-addr=127.0.0.1:{self.port}",
+                                        "--log-format=json", *args))
+
+    def start(self) -> "Replica":
+        self.op.start()
+        return self
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
+
+    def wait_ready(self, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                r = self.get("/readyz")
+                if r.status_code == 200:
+                    return r.json()
+                last = r.text
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.identity}: /readyz not 200 after {timeout}s: {last}\n{self.op.log()[-3000:]}")
+
+    def sigterm(self) -> None:
+        """SIGTERM, as the kubelet sends it, without waiting for the exit."""
+        assert self.op.proc is not None
+        os.killpg(self.op.proc.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        self.op.stop()
+
+
+def lease(kube: K8s, name: str, namespace: str = "default") -> dict[str, Any]:
+    import kubernetes
+
+    api = kubernetes.client.CoordinationV1Api(kube.api_client)
+    try:
+        return kube.api_client.sanitize_for_serialization(api.read_namespaced_lease(name, namespace))
+    except ApiException as exc:
+        if exc.status == 404:
+            return {}
+        raise
+
+
+def wait_holder(kube: K8s, name: str, among: set[str], timeout: float) -> tuple[str, float]:
+    """The Lease's holder once it is one of ``among``, and the seconds that took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        holder = (lease(kube, name).get("spec") or {}).get("holderIdentity") or ""
+        if holder in among:
+            return holder, time.monotonic() - start
+        time.sleep(0.1)
+    raise TimeoutError(f"the Lease {name} is not held by any of {among} after {timeout}s: {lease(kube, name)}")
+
+
+def audit_writes(cp: ControlPlane, user: str, *, since: float = 0.0, until: float = float("inf")) -> list[str]:
+    """The writes ``user`` made between two wall-clock times (Leases left out: campaigning is not
+    reconciling), as "verb resource/subresource namespace/name"."""
+    import datetime
+
+    time.sleep(2.5)  # the audit backend flushes its batch every second
+    out = []
+    for line in cp.audit_log.read_text().splitlines():
+        e = json.loads(line)
+        if e.get("stage") != "ResponseComplete" or e.get("user", {}).get("username") != user:
+            continue
+        ref = e.get("objectRef") or {}
+        if e.get("verb") not in WRITES or ref.get("apiGroup") == "coordination.k8s.io":
+            continue
+        at = datetime.datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
+        if since <= at < until:
+            sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+            out.append(f"{e['verb']} {ref.get('resource')}{sub} {ref.get('namespace', '')}/{ref.get('name', '')}")
+    return out
+
+
+def ready(kube: K8s, name: str, ns: str, timeout: float) -> float:
+    start = time.monotonic()
+    kube.wait_condition("Model", name, ns, "Ready", timeout=timeout)
+    return time.monotonic() - start
+
+
+def test_one_leader_the_standby_writes_nothing_and_takes_over_when_the_leader_is_killed(
+        cp: ControlPlane, kube: K8s, zsim: Sim, hns: str) -> None:
+    a = Replica(cp, "modelsync-a", "--lease-name=ha-kill").start()
+    b = Replica(cp, "modelsync-b", "--lease-name=ha-kill").start()
+    replicas = {r.identity: r for r in (a, b)}
+    try:
+        holder, _ = wait_holder(kube, "ha-kill", set(replicas), timeout=60)
+        leader, standby = replicas[holder], replicas[({*replicas} - {holder}).pop()]
+        # both are ready for their role (warm caches); only the leader says it leads
+        assert leader.wait_ready()["leader"] is True and standby.wait_ready()["leader"] is False
+        assert leader.get("/leader").status_code == 200 and standby.get("/leader").status_code == 503
+        assert "modelsync_leader 1.0" in leader.get("/metrics").text
+        assert "modelsync_leader 0.0" in standby.get("/metrics").text
+
+        zregistry(kube, hns, zsim)
+        kube.create(model("first", ["zstack"], **QWEN), hns)
+        kube.wait_condition("Model", "first", hns, "Ready", timeout=30)
+
+        killed = time.time()
+        leader.op.kill()  # SIGKILL: no release, the Lease must expire
+        kube.create(model("second", ["zstack"], **QWEN), hns)
+        took = ready(kube, "second", hns, timeout=25)
+        print(f"failover after SIGKILL: a new Model Ready {took:.1f}s after the kill")
+        assert took < 20
+        new_holder, _ = wait_holder(kube, "ha-kill", {standby.identity}, timeout=1)
+        assert new_holder == standby.identity
+        assert lease(kube, "ha-kill")["spec"]["leaseTransitions"] >= 1
+
+        # the apiserver's record: the standby wrote nothing while the other led, the leader did
+        assert audit_writes(cp, standby.identity, until=killed) == []
+        assert any("models/status" in w for w in audit_writes(cp, leader.identity, until=killed))
+        assert any("models/status" in w for w in audit_writes(cp, standby.identity, since=killed))
+        assert all(json.loads(line) for line in standby.op.log().splitlines() if line.strip())
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_graceful_stop_releases_the_lease_and_the_standby_takes_over_at_once(
+        cp: ControlPlane, kube: K8s, zsim: Sim, hns: str) -> None:
+    c = Replica(cp, "modelsync-c", "--lease-name=ha-graceful").start()
+    holder, _ = wait_holder(kube, "ha-graceful", {"modelsync-c"}, timeout=60)
+    d = Replica(cp, "modelsync-d", "--lease-name=ha-graceful").start()
+    try:
+        d.wait_ready()
+        zregistry(kube, hns, zsim)
+        kube.create(model("before", ["zstack"], **QWEN), hns)
+        kube.wait_condition("Model", "before", hns, "Ready", timeout=30)
+
+        stopped = time.time()
+        c.sigterm()
+        _, took = wait_holder(kube, "ha-graceful", {"modelsync-d"}, timeout=10)
+        print(f"handover after SIGTERM: the standby held the Lease {took:.2f}s after the signal")
+        assert took < 5
+        c.op.proc.wait(20)  # type: ignore[union-attr]
+        assert c.op.proc.returncode == 0  # type: ignore[union-attr]
+        assert "released the Lease" in c.op.log()
+        kube.create(model("after", ["zstack"], **QWEN), hns)
+        kube.wait_condition("Model", "after", hns, "Ready", timeout=15)
+        assert audit_writes(cp, "modelsync-d", until=stopped) == []
+        assert audit_writes(cp, "modelsync-c", since=stopped + 1) == []
+    finally:
+        c.stop()
+        d.stop()
+
+
+def test_a_leader_that_cannot_renew_stops_writing_before_the_lease_can_be_taken(
+        cp: ControlPlane, kube: K8s, zsim: Sim, hns: str) -> None:
+    """Fencing by time: a leader frozen past its renew deadline (SIGSTOP: a long GC pause, a
+    stalled node) finds on waking that it may no longer write, and stops without a write."""
+    e = Replica(cp, "modelsync-e", "--lease-name=ha-fence").start()
+    wait_holder(kube, "ha-fence", {"modelsync-e"}, timeout=60)
+    f = Replica(cp, "modelsync-f", "--lease-name=ha-fence").start()
+    try:
+        f.wait_ready()
+        zregistry(kube, hns, zsim)
+        kube.create(model("one", ["zstack"], **QWEN), hns)
+        kube.wait_condition("Model", "one", hns, "Ready", timeout=30)
+        frozen = time.time()
+        os.killpg(e.op.proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        _, took = wait_holder(kube, "ha-fence", {"modelsync-f"}, timeout=30)
+        print(f"the standby took over a frozen leader's Lease after {took:.1f}s")
+        kube.create(model("two", ["zstack"], **QWEN), hns)
+        kube.wait_condition("Model", "two", hns, "Ready", timeout=15)
+        os.killpg(e.op.proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+        assert e.op.proc.wait(20) == 1  # type: ignore[union-attr]
+        assert "no longer the leader" in e.op.log()
+        assert audit_writes(cp, "modelsync-e", since=frozen) == []
+        assert (lease(kube, "ha-fence").get("spec") or {}).get("holderIdentity") == "modelsync-f"
+    finally:
+        e.stop()
+        f.stop()
+
+
+def test_shards_sync_only_their_own_objects(cp: ControlPlane, kube: K8s, zsim: Sim, hns: str) -> None:
+    a = Replica(cp, "modelsync-shard-a", "--selector=shard=a", "--lease-name=modelsync-shard-a").start()
+    b = Replica(cp, "modelsync-shard-b", "--selector=shard=b", "--lease-name=modelsync-shard-b").start()
+    try:
+        # each shard leads its own Lease
+        assert wait_holder(kube, "modelsync-shard-a", {"modelsync-shard-a"}, timeout=60)
+        assert wait_holder(kube, "modelsync-shard-b", {"modelsync-shard-b"}, timeout=60)
+        started = time.time()
+        zregistry(kube, hns, zsim, "za", labels={"shard": "a"})
+        zregistry(kube, hns, zsim, "zb", labels={"shard": "b"})
+        for name, shard, reg in (("ma", "a", "za"), ("mb", "b", "zb"), ("mc", "c", "za")):
+            body = model(name, [reg], **{**QWEN, "installPath": f"/models/{name}"})
+            body["metadata"]["labels"] = {"shard": shard}
+            kube.create(body, hns)
+        kube.wait_condition("Model", "ma", hns, "Ready", timeout=30)
+        kube.wait_condition("Model", "mb", hns, "Ready", timeout=30)
+        time.sleep(2)
+        assert not (kube.get("Model", "mc", hns).get("status") or {}).get("conditions"), "no shard owns shard=c"
+
+        def objects(user: str) -> set[str]:
+            return {w.split()[-1].split("/", 1)[1] for w in audit_writes(cp, user, since=started)
+                    if w.split()[1].startswith(("models", "modelregistries"))}
+
+        assert objects("modelsync-shard-a") == {"ma", "za"}
+        assert objects("modelsync-shard-b") == {"mb", "zb"}
+        for replica, name in ((a, "ma"), (b, "mb")):
+            metrics = replica.get("/metrics").text
+            assert 'modelsync_resources{condition="Ready",kind="Model",status="True"} 1.0' in metrics, name
+    finally:
+        a.stop()
+        b.stop()
+

@@ -1,8 +1,9 @@
 """The user-facing subcommands besides ``run``: ``validate`` (offline, with the models of
-:mod:`modelsync.api`) and ``status`` (a tree per resource, read from the current kubeconfig).
+:mod:`modelsync.api`), ``status`` (a tree per resource, read from the current kubeconfig) and
+``inventory`` (a registry's entries and the resource managing each).
 
 Only the standard library, PyYAML, pydantic and :mod:`modelsync.api` are imported at module level: the
-kubernetes client is imported by ``status`` when it runs.
+kubernetes client (and, for ``inventory``, the backends) are imported by the command that runs.
 """
 from __future__ import annotations
 
@@ -260,4 +261,190 @@ def status(args: argparse.Namespace, *, stdout: TextIO = sys.stdout, stderr: Tex
         return 0
     blocks = ["\n".join(tree(o)) for o in objects]
     print("\n\n".join(blocks), file=stdout)
+    return 0
+
+
+# ====================================================================== inventory
+
+
+def add_inventory_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("registry", metavar="REGISTRY",
+                   help="name of the ModelRegistry (in the namespace) or, with --cluster, of the ClusterModelRegistry")
+    p.add_argument("-n", "--namespace", help="namespace of the ModelRegistry (default: the kubeconfig context's)")
+    p.add_argument("--cluster", action="store_true", help="REGISTRY is a ClusterModelRegistry")
+    p.add_argument("-o", "--output", choices=("wide", "json"), default=None,
+                   help="wide: also the marker found and notes; json: one object with every entry")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--context", help="kubeconfig context (default: the current one)")
+
+
+def _records(objects: Iterable[Mapping[str, Any]], reg_kind: str, reg_name: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(kind, externalId) → the resource recording it in status.registries[] for this registry."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        for r in (obj.get("status") or {}).get("registries") or []:
+            if r.get("externalId") and r.get("name") == reg_name and r.get("kind", "ModelRegistry") == reg_kind:
+                out[(str(obj.get("kind")), str(r["externalId"]))] = {
+                    "resource": f"{meta.get('namespace')}/{meta.get('name')}", "adopted": bool(r.get("adopted")),
+                    "via": f"{reg_kind}/{reg_name}"}
+    return out
+
+
+def classify_entries(entries: Iterable[Any], objects: Iterable[Mapping[str, Any]], *, reg_kind: str, reg_name: str,
+                     lookup: Any = None) -> list[dict[str, Any]]:
+    """Each registry entry with its state: ``managed`` (a resource's status.registries[] records its
+    id, adopted ones included), ``orphaned`` (its owner marker names a resource that is gone, or that
+    records another entry) or ``unmanaged`` (no marker, recorded by no resource).
+
+    ``objects`` are the Models and ModelServices that may use the registry; ``lookup(kind, ns, name)``
+    returns a resource outside them, or None when it does not exist (the marker may name any namespace).
+    """
+    objects = list(objects)
+    records = _records(objects, reg_kind, reg_name)
+    by_name: dict[tuple[str, str], Mapping[str, Any] | None] = {
+        (str(o.get("kind")), f"{(o.get('metadata') or {}).get('namespace')}/{(o.get('metadata') or {}).get('name')}"): o
+        for o in objects}
+    rows = []
+    for e in entries:
+        row: dict[str, Any] = {"id": e.external_id, "name": e.name, "kind": e.kind, "owner": e.owner,
+                               "marker": e.marker, "resource": None, "adopted": False, "gone": False, "note": None}
+        recorded = records.get((e.kind, e.external_id))
+        if recorded:
+            row.update(state="managed", resource=recorded["resource"], adopted=recorded["adopted"])
+            if recorded["adopted"]:
+                row["note"] = "adopted (spec.registries[].externalId)"
+            if e.owner and e.owner != recorded["resource"]:
+                row["note"] = "; ".join(filter(None, [row["note"], f"its marker names {e.owner}"]))
+        elif e.owner:
+            key = (e.kind, e.owner)
+            if key not in by_name:
+                ns, _, name = e.owner.partition("/")
+                by_name[key] = lookup(e.kind, ns, name) if lookup and ns and name else None
+            obj = by_name[key]
+            via = None
+            if obj is not None:  # a resource on another registry of the same server records it
+                for r in (obj.get("status") or {}).get("registries") or []:
+                    if r.get("externalId") == e.external_id:
+                        via = f"{r.get('kind', 'ModelRegistry')}/{r.get('name')}"
+            if via:
+                row.update(state="managed", resource=e.owner, note=f"recorded through {via}")
+            elif obj is None:
+                row.update(state="orphaned", resource=e.owner, gone=True, note=f"{e.owner} is gone")
+            else:
+                row.update(state="orphaned", resource=e.owner,
+                           note=f"{e.owner} exists but does not record this entry (recreated, or not synced yet)")
+        elif e.marker:
+            row.update(state="orphaned", note=f"marker {e.marker} names no resource")
+        else:
+            row.update(state="unmanaged")
+        rows.append(row)
+    rows.sort(key=lambda r: (r["kind"], r["name"], r["id"]))
+    return rows
+
+
+def _resource_cell(row: Mapping[str, Any]) -> str:
+    if row["resource"] is None:
+        return "-"
+    if row["state"] == "orphaned":
+        return f"{row['resource']} ({'gone' if row['gone'] else 'does not record it'})"
+    return str(row["resource"])
+
+
+def inventory_table(rows: list[dict[str, Any]], *, wide: bool = False) -> list[str]:
+    header = ["ID", "NAME", "KIND", "STATE", "RESOURCE"] + (["MARKER", "NOTE"] if wide else [])
+    table = [header] + [
+        [r["id"], _cell(r["name"]), r["kind"], r["state"], _resource_cell(r)]
+        + ([_cell(r["marker"]), _cell(r["note"])] if wide else [])
+        for r in rows]
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
+    return ["   ".join(f"{c:<{w}}" for c, w in zip(line, widths)).rstrip() for line in table]
+
+
+async def _list_registry(client: Any, ref: api.RegistryRef, namespace: str) -> tuple[Any, list[Any]]:
+    from .backends import make_backend
+    from .kube import KubeReader
+    from .reconcile import BackendPool
+
+    conn, _ = await BackendPool(KubeReader(client)).connection(ref, namespace)
+    backend = make_backend(conn)
+    try:
+        return conn, await backend.list_entries()
+    finally:
+        await backend.aclose()
+
+
+def inventory(args: argparse.Namespace, *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+    """List a registry's entries and the resource managing each (from the owner markers the
+    backends write and the resources' status.registries[])."""
+    import asyncio
+    import json
+
+    import kubernetes
+    from kubernetes.client.rest import ApiException
+
+    from .backends.base import BackendError
+    from .redact import scrub
+
+    try:
+        client, default_ns = _client(args.kubeconfig, args.context)
+    except Exception as exc:  # no kubeconfig, no such context, unreadable file
+        print(f"error: no Kubernetes configuration: {exc}", file=stderr)
+        return 2
+    kind = "ClusterModelRegistry" if args.cluster else "ModelRegistry"
+    namespace = args.namespace or default_ns
+    where = args.registry if args.cluster else f"{namespace}/{args.registry}"
+    custom = kubernetes.client.CustomObjectsApi(client)
+    try:
+        try:
+            ref = api.RegistryRef(name=args.registry, kind=kind)
+        except pydantic.ValidationError:
+            print(f"error: {args.registry!r} is not a valid registry name", file=stderr)
+            return 2
+        try:
+            conn, entries = asyncio.run(_list_registry(client, ref, namespace))
+        except BackendError as exc:
+            print(f"error: {kind} {where}: {scrub(exc.message)}", file=stderr)
+            return 1
+        except ApiException as exc:
+            print(f"error: reading {kind} {where}: {exc.status} {exc.reason}", file=stderr)
+            return 1
+
+        def lookup(k: str, ns: str, name: str) -> Mapping[str, Any] | None:
+            try:
+                obj: Mapping[str, Any] = custom.get_namespaced_custom_object(
+                    api.GROUP, api.VERSION, ns, KINDS[k][0], name)
+                return obj
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        objects: list[Mapping[str, Any]] = []
+        try:
+            for k in ("Model", "ModelService"):
+                plural = KINDS[k][0]
+                if args.cluster:
+                    items = custom.list_cluster_custom_object(api.GROUP, api.VERSION, plural)["items"]
+                else:
+                    items = custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, plural)["items"]
+                objects += [{**o, "kind": k} for o in items]
+            rows = classify_entries(entries, objects, reg_kind=kind, reg_name=args.registry, lookup=lookup)
+        except ApiException as exc:
+            print(f"error: reading Models and ModelServices: {exc.status} {exc.reason}", file=stderr)
+            return 1
+    finally:
+        client.close()
+    if args.output == "json":
+        doc = {"registry": {"kind": kind, "name": args.registry, "namespace": None if args.cluster else namespace,
+                            "backend": conn.backend},
+               "entries": [{"id": r["id"], "name": r["name"], "kind": r["kind"], "state": r["state"],
+                            "resource": r["resource"], "owner": r["owner"], "marker": r["marker"],
+                            "adopted": r["adopted"], "gone": r["gone"], "note": r["note"]} for r in rows]}
+        print(json.dumps(doc, indent=2), file=stdout)
+    elif rows:
+        print("\n".join(inventory_table(rows, wide=args.output == "wide")), file=stdout)
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("managed", "orphaned", "unmanaged")}
+    print(f"{kind} {where} ({conn.backend}): {len(rows)} entr{'y' if len(rows) == 1 else 'ies'}: "
+          + ", ".join(f"{n} {s}" for s, n in counts.items()), file=stderr)
     return 0

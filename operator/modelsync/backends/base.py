@@ -138,6 +138,22 @@ class Observation:
         return self.exists and not self.diff
 
 
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One object a registry holds, as :meth:`Backend.list_entries` reports it (read-only).
+
+    ``owner`` is the ``namespace/name`` that the ownership marker a backend writes on create
+    names (a ZStack user tag, NeMo's ``custom_fields``, Instill's readme comment), or None
+    when the entry carries no marker. ``marker`` is the marker as found, for display.
+    """
+
+    kind: Kind
+    external_id: str  # what status.registries[].externalId records: ZStack uuid, NeMo name, Instill id
+    name: str
+    owner: str | None = None
+    marker: str | None = None
+
+
 class BackendError(Exception):
     """Base of everything a backend raises on purpose. ``str()`` is safe to show."""
 
@@ -252,3 +268,10 @@ class Backend(abc.ABC):
 
     async def aclose(self) -> None:
         """Release connections. The core calls it when it drops the instance."""
+
+    async def list_entries(self) -> list[Entry]:
+        """Every model (and, where the registry has them, model service) the registry
+        holds in the scope of this connection (model center, workspace, namespace), whoever
+        made it, with the owner its marker names. Read-only: for ``modelsync inventory``,
+        never called by the reconcile core."""
+        raise Unsupported(f"the {self.name} backend cannot list its registry's entries")

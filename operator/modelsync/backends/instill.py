@@ -69,6 +69,7 @@ from .. import api
 from .base import (
     Backend,
     CredentialsRejected,
+    Entry,
     NameTaken,
     Observation,
     Recoverable,
@@ -513,3 +514,37 @@ class InstillBackend(Backend):
             return
         what = f"deleting {self._where(model_id)}"
         await self._send("DELETE", self._path(model_id), what, accept=ABSENT)
+
+    # -- inventory (read-only, for ``modelsync inventory``)
+
+    #: ``pageSize`` of each list request when listing
+    list_page_size = 100
+    _MARKER_RESOURCE_RE = re.compile(
+        r"<!--\s*managed-by:\s*modelsync\.io;\s*owner:\s*[0-9a-fA-F-]{36};\s*resource:\s*\w+\s+([^\s>]+)\s*-->")
+
+    async def list_entries(self) -> list[Entry]:
+        """Every model of the namespace, page by page (``pageSize``/``pageToken``, full view
+        for the readme), with the owner the readme's marker comment names."""
+        what = f"listing the models of Instill namespace {self.namespace}"
+        out: list[Entry] = []
+        token = ""
+        while True:
+            params = {"pageSize": str(self.list_page_size), "view": "VIEW_FULL"}
+            if token:
+                params["pageToken"] = token
+            reply = await self._send("GET", self._path(), what, params=params, accept=ABSENT)
+            if not reply.ok:
+                raise self._namespace_missing(what, reply)
+            body = reply.body if isinstance(reply.body, dict) else {}
+            for model in body.get("models") or []:
+                if not isinstance(model, dict):
+                    continue
+                readme = model.get("readme")
+                owner_uuid = marker_owner(readme)
+                found = self._MARKER_RESOURCE_RE.findall(readme) if owner_uuid else []
+                out.append(Entry(kind="Model", external_id=str(model.get("id")), name=str(model.get("id")),
+                                 owner=found[-1] if found else None, marker=owner_uuid))
+            next_token = body.get("nextPageToken")
+            if not next_token or not isinstance(next_token, str) or next_token == token:
+                return out
+            token = next_token

@@ -31,6 +31,7 @@ import httpx
 
 from .base import (
     Backend,
+    Entry,
     NameTaken,
     Observation,
     Recoverable,
@@ -440,3 +441,35 @@ class NemoBackend(Backend):
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+    # ------------------------------------------------------------ inventory (read-only)
+
+    #: ``page_size`` of each list request when listing
+    list_page_size = 100
+
+    async def list_entries(self) -> list[Entry]:
+        """Every model of the workspace, page by page (``page``/``page_size``), with the owner
+        ``custom_fields["modelsync.io/resource"]`` names when the entity carries our marker."""
+        what = "list models"
+        out: list[Entry] = []
+        page = 1
+        while True:
+            reply = await self._request("GET", self._models_path(), what, accept=ABSENT,
+                                        params={"page": page, "page_size": self.list_page_size})
+            if not reply.ok:
+                raise self._workspace_missing(what, reply)
+            body = self._json(reply, what)
+            data = [e for e in body.get("data") or [] if isinstance(e, Mapping)]
+            for entity in data:
+                custom = entity.get("custom_fields")
+                custom = custom if isinstance(custom, Mapping) else {}
+                marker, resource = custom.get(OWNER_KEY), custom.get(RESOURCE_KEY)
+                owned = isinstance(marker, str) and bool(marker) and isinstance(resource, str) and bool(resource)
+                out.append(Entry(kind="Model", external_id=str(entity.get("name")), name=str(entity.get("name")),
+                                 owner=resource if owned else None, marker=marker if owned else None))
+            pagination = body.get("pagination") if isinstance(body.get("pagination"), Mapping) else {}
+            total_pages = pagination.get("total_pages")
+            if not data or (isinstance(total_pages, int) and page >= total_pages) or (
+                    total_pages is None and len(data) < self.list_page_size):
+                return out
+            page += 1

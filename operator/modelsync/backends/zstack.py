@@ -40,8 +40,8 @@ import httpx
 
 from .. import api
 from .base import (
-    Backend, BackendError, CredentialsRejected, Observation, Recoverable, RegistryConnection, Resource, Terminal,
-    deterministic_id,
+    Backend, BackendError, CredentialsRejected, Entry, Kind, Observation, Recoverable, RegistryConnection, Resource,
+    Terminal, deterministic_id,
 )
 from .http import ABSENT, ANY, Fetch, Outcome, Reply, Transport, VendorError
 
@@ -438,3 +438,47 @@ class ZStackBackend(Backend):
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+    # -- inventory (read-only, for ``modelsync inventory``) ----------------
+
+    #: ``limit`` of each query page when listing
+    list_page_size = 100
+
+    async def _query_all(self, path: str, what: str, conditions: Collection[str] = ()) -> list[dict[str, Any]]:
+        """Every inventory a ZStack query answers, page by page (``start``/``limit``)."""
+        out: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            params: list[tuple[str, str | int]] = [("q", c) for c in conditions]
+            params += [("start", start), ("limit", self.list_page_size)]
+            reply = await self.transport.request("GET", path, what=f"ZStack {what}", params=httpx.QueryParams(params))
+            page = [i for i in self._body(reply).get("inventories") or [] if isinstance(i, dict)]
+            out += page
+            if len(page) < self.list_page_size:
+                return out
+            start += len(page)
+
+    async def list_entries(self) -> list[Entry]:
+        """The model center's models and model services, each with the owner its
+        ``modelsync.io/owner::<namespace>/<name>`` user tag names (QueryUserTag). The tags are
+        queried without a resourceType condition (ZStack uuids are unique across types) and
+        matched to the listed uuids."""
+        center = self.conn.settings.get("modelCenterUuid")
+        scope = [f"modelCenterUuid={center}"] if center else []
+        listed: list[tuple[Kind, dict[str, Any]]] = []
+        for kind in ("Model", "ModelService"):
+            path = f"{API}/ai/models" if kind == "Model" else f"{API}/ai/model-services"
+            listed += [(kind, inv) for inv in await self._query_all(path, f"list {kind}s", scope)]
+        uuids = {str(inv.get("uuid")) for _, inv in listed}
+        owners: dict[str, str] = {}
+        prefix = "modelsync.io/owner::"
+        for tag in await self._query_all(f"{API}/user-tags", "list user tags"):
+            text, resource = tag.get("tag"), tag.get("resourceUuid")
+            if isinstance(text, str) and text.startswith(prefix) and resource in uuids:
+                owners[str(resource)] = text
+        return [
+            Entry(kind=kind, external_id=str(inv.get("uuid")), name=str(inv.get("name") or ""),
+                  owner=owners[uuid].removeprefix(prefix) if uuid in owners else None, marker=owners.get(uuid))
+            for kind, inv in listed
+            for uuid in [str(inv.get("uuid"))]
+        ]

@@ -12,6 +12,8 @@ so the backend can be developed and tested without a ZStack cloud:
   (``{"updateModel": {...}}`` / ``{"updateModelService": {...}}``), read with
   ZStack's query ``GET`` (``{"inventories": [...]}``, empty when absent) and
   removed with an idempotent ``DELETE``;
+* user tags are read back with QueryUserTag, ``GET /zstack/v1/user-tags``
+  (``q=resourceUuid=...``, ``q=resourceType=ModelVO``, ``start``/``limit``);
 * failures use ZStack's error envelope, with HTTP 503 for API errors;
 * in async mode (``--async``, or per request with ``X-Sim-Async: true``) every
   write answers ``202 {"location": .../zstack/v1/api-jobs/<uuid>}`` at once and
@@ -483,6 +485,10 @@ MODEL_CENTER_INVENTORY_FIELDS = (
     "uuid", "name", "description", "url", "parameters", "managementIp", "managementPort",
     "storagePercent", "createDate", "lastOpDate",
 )
+#: UserTagInventory (QueryUserTag, ``GET /zstack/v1/user-tags``)
+USER_TAG_INVENTORY_FIELDS = ("uuid", "resourceUuid", "resourceType", "tag", "type", "createDate", "lastOpDate")
+#: a user tag's uuid, derived from its resource and text so it is stable between queries
+_USER_TAG_NAMESPACE = uuidlib.UUID("0b4c3a5e-8d1f-4e2a-9c67-5f3e2d1a0b98")
 
 
 # --------------------------------------------------------------------------- state
@@ -881,6 +887,22 @@ class ZStackState:
         inventories = [dict(c) for c in self.model_centers.values()]
         return _query(inventories, MODEL_CENTER_INVENTORY_FIELDS, conditions, start, limit)
 
+    def query_user_tags(self, conditions: Iterable[Condition] = (), start: int = 0, limit: int | None = None) -> JSON:
+        """QueryUserTag: the user tags of models (``ModelVO``) and services (``ModelServiceVO``);
+        a resource's tags go with it when it is deleted."""
+        inventories: list[JSON] = []
+        tables: tuple[tuple[str, Mapping[str, ModelRecord | ServiceRecord]], ...] = (
+            ("ModelVO", self.models), ("ModelServiceVO", self.services))
+        for resource_type, table in tables:
+            for rec in table.values():
+                for tag in rec.tags.user:
+                    inventories.append({
+                        "uuid": uuidlib.uuid5(_USER_TAG_NAMESPACE, f"{rec.uuid}/{tag}").hex,
+                        "resourceUuid": rec.uuid, "resourceType": resource_type, "tag": tag, "type": "User",
+                        "createDate": zstack_date(rec.created), "lastOpDate": zstack_date(rec.created),
+                    })
+        return _query(inventories, USER_TAG_INVENTORY_FIELDS, conditions, start, limit)
+
     # ---------------------------------------------------------------- jobs and admin
 
     def new_job(self) -> Job:
@@ -1202,6 +1224,9 @@ def create_app(
     r.add_get(f"{API}/ai/model-services/{{uuid}}", _query_handler("query_model_services"))
     r.add_put(f"{API}/ai/model-services/{{uuid}}", _update_handler("update_model_service", "updateModelService"))
     r.add_delete(f"{API}/ai/model-services/{{uuid}}", _delete_handler("delete_model_service"))
+
+    r.add_get(f"{API}/user-tags", _query_handler("query_user_tags"))
+    r.add_get(f"{API}/user-tags/{{uuid}}", _query_handler("query_user_tags"))
 
     r.add_get(f"{API}/api-jobs/{{uuid}}", get_job)
 

@@ -68,13 +68,18 @@ def test_apply_k_installs_everything_on_an_empty_cluster(cp: ControlPlane, insta
 
 def test_deployment_shape(cp: ControlPlane, installed: subprocess.CompletedProcess[str]) -> None:
     dep = json.loads(cp.kubectl_run("get", "deployment", "modelsync", "-n", NS, "-o", "json").stdout)
-    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
+    # two replicas exclude each other with a Lease, so a rolling update may run three for a while
+    assert dep["spec"]["replicas"] == 2 and dep["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"health": 8080, "metrics": 9090}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "health", "scheme": "HTTP"}
-    assert "--liveness=http://0.0.0.0:8080/healthz" in c["args"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health", "scheme": "HTTP"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics", "scheme": "HTTP"}
+    assert {"--leader-election", "--liveness=http://0.0.0.0:8080/healthz", "--metrics-addr=:9090"} <= set(c["args"])
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert anti["topologyKey"] == "kubernetes.io/hostname"
+    assert anti["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
     env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in c["env"]}
     assert env["POD_NAME"] == "metadata.name" and env["POD_NAMESPACE"] == "metadata.namespace"
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]

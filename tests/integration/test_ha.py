@@ -267,16 +267,18 @@ def test_shards_sync_only_their_own_objects(cp: ControlPlane, kube: K8s, zsim: S
         kube.wait_condition("Model", "mb", hns, "Ready", timeout=30)
         time.sleep(2)
         assert not (kube.get("Model", "mc", hns).get("status") or {}).get("conditions"), "no shard owns shard=c"
+        kube.patch("Model", "mc", hns, {"metadata": {"labels": {"shard": "a"}}})  # moved into shard a
+        kube.wait_condition("Model", "mc", hns, "Ready", timeout=30)
 
         def objects(user: str) -> set[str]:
             return {w.split()[-1].split("/", 1)[1] for w in audit_writes(cp, user, since=started)
                     if w.split()[1].startswith(("models", "modelregistries"))}
 
-        assert objects("modelsync-shard-a") == {"ma", "za"}
+        assert objects("modelsync-shard-a") == {"ma", "mc", "za"}
         assert objects("modelsync-shard-b") == {"mb", "zb"}
-        for replica, name in ((a, "ma"), (b, "mb")):
+        for replica, n in ((a, 2), (b, 1)):  # each counts only its own
             metrics = replica.get("/metrics").text
-            assert 'modelsync_resources{condition="Ready",kind="Model",status="True"} 1.0' in metrics, name
+            assert f'modelsync_resources{{condition="Ready",kind="Model",status="True"}} {n:.1f}' in metrics
     finally:
         a.stop()
         b.stop()

@@ -371,8 +371,9 @@ def test_model_with_our_marker_is_adopted(k8s: K8s, fresh: str, isim: Sim) -> No
     assert entry["externalId"] == "adopt-me"
     assert list(stored(isim)) == ["adopt-me"]
     assert stored(isim)["adopt-me"]["uid"] == before["uid"] == entry["inventory"]["uid"]
-    assert posts(isim, "adopt-me") == []
-    patches = writes(isim, "adopt-me")
+    # a first try creates without reading first: at most that one POST, answered 409 and adopted
+    assert len(posts(isim, "adopt-me")) <= 1
+    patches = [e for e in writes(isim, "adopt-me") if e["method"] != "POST"]
     assert [(e["method"], e["body"]) for e in patches] == [("PATCH", {"description": "wanted"})]
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from typing import Any
 
 import kopf
@@ -121,6 +122,8 @@ def _elector(memo: kopf.Memo, controller: Controller, opts: dict[str, Any]) -> l
         stop_flag = memo.get("stop_flag")
         if stop_flag is not None:
             stop_flag.set()
+        else:  # run by `kopf run`, without modelsync's own stop flag: as if the kubelet stopped it
+            os.kill(os.getpid(), signal.SIGTERM)
 
     return leader.LeaderElector(
         kubernetes.client.CoordinationV1Api(kubernetes.client.ApiClient()),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -146,6 +147,10 @@ def parser() -> argparse.ArgumentParser:
         target.add_argument("--lease-namespace", default=None,
                             help="the Lease's namespace (default: $POD_NAMESPACE, else the pod's own namespace, "
                             "else the current kubeconfig context's, else default)")
+        target.add_argument("--default-deletion-policy", choices=("Delete", "Orphan"),
+                            default=os.environ.get("MODELSYNC_DEFAULT_DELETION_POLICY", "Delete"),
+                            help="what deleting a resource does to its registry entries when its spec.deletionPolicy "
+                                 "is unset (default: Delete)")
         target.add_argument("--metrics-addr", default=":9090",
                             help="serve /metrics, /readyz and /leader on HOST:PORT (default :9090, every "
                             "interface; empty: none)")

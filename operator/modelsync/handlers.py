@@ -51,7 +51,7 @@ PLURALS = {"Model": "models", "ModelService": "modelservices", "ModelRegistry": 
            "ClusterModelRegistry": "clustermodelregistries"}
 #: what the command line sets (``memo.options``, see __main__); these when kopf runs the module itself
 DEFAULTS = {"leader_election": False, "lease_name": "modelsync", "lease_namespace": None, "selector": None,
-            "metrics_addr": ":9090"}
+            "metrics_addr": ":9090", "default_deletion_policy": DEFAULT_DELETION_POLICY}
 
 for _name in ("httpx", "httpcore", "hpack"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -88,7 +88,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     metrics.WATCHES.install()
     load_config()
     reader = KubeReader()
-    controller = Controller(Reconciler(reader, default_deletion_policy=DEFAULT_DELETION_POLICY), KubeWriter(settings), workers=WORKERS, resync=RESYNC_SECONDS)
+    reconciler = Reconciler(reader, default_deletion_policy=opts["default_deletion_policy"])
+    controller = Controller(reconciler, KubeWriter(settings), workers=WORKERS, resync=RESYNC_SECONDS)
+    controller.observers.append(_count_drift)
     controller.reconciler.reader = controller.reconciler.pool.reader = Store(controller, reader)
     memo.controller = controller
     # closed until this replica may write; the workers (started by the first watch event) wait on it
@@ -105,6 +107,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         server = metrics.Server(opts["metrics_addr"], ready=lambda: _readiness(memo), leader=lambda: _leadership(memo))
         if await server.start():
             memo.server = server
+
+
+def _count_drift(key: Any, body: Any, outcome: Any, seconds: float) -> None:
+    """Drift the core found (Outcome.drifts) into modelsync_drift_detected_total."""
+    for backend, fields in getattr(outcome, "drifts", None) or ():
+        metrics.drift(key.kind, backend, fields)
 
 
 def _elector(memo: kopf.Memo, controller: Controller, opts: dict[str, Any]) -> leader.LeaderElector:

@@ -169,6 +169,8 @@ class Outcome:
     status_patch: dict[str, Any]
     events: list[tuple[str, str, str]]  # (type, reason, message)
     error: Retry | Stop | None = None
+    #: (backend, fields) for each registry where drift was found and set back
+    drifts: list[tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=list)
 
 
 # ---------------------------------------------------------------- registries and backends
@@ -294,7 +296,7 @@ class _RegistryResult:
     entry: dict[str, Any]
     event: tuple[str, str, str] | None
     error: BackendError | None
-    drifted: bool = False
+    drifted: tuple[str, ...] = ()
 
 
 class Reconciler:
@@ -360,7 +362,8 @@ class Reconciler:
             status["conditions"] = self._with_paused({"conditions": status["conditions"]}, generation, False,
                                                      old=old_status)
         events = [r.event for r in results if r.event]
-        return Outcome(self._patch(old_status, status), events, self._decide(errors, attempt, entries))
+        return Outcome(self._patch(old_status, status), events, self._decide(errors, attempt, entries),
+                       drifts=[(r.entry.get("backend", ""), r.drifted) for r in results if r.drifted])
 
     def deletion_policy(self, spec: Any) -> str:
         """What removing an entry does: the spec's deletionPolicy, else the operator's default.
@@ -522,7 +525,7 @@ class Reconciler:
             entry["lastDrift"] = list(drift)
             event = ("Warning", "Drift", f"{', '.join(drift)} changed in {backend.name} registry {ref.name} "
                                          f"behind ModelSync's back; set back to the spec")
-            return _RegistryResult(entry, event, None, drifted=True)
+            return _RegistryResult(entry, event, None, drifted=drift)
         if previous.get("lastDrift"):
             entry["lastDrift"] = previous["lastDrift"]
         event = ("Normal", action[0], f"{action[1]} as {obs.external_id}") if action else None

@@ -385,3 +385,36 @@ async def test_an_adopted_object_that_differs_gets_one_update() -> None:
     assert backend.calls == ["create", "observe", "update:description", "observe"]
     assert backend.store[b["metadata"]["uid"]]["description"] == "one"
     assert set(out.status_patch["registries"][0]["unobservedFields"]) == {"tag"}
+
+
+async def test_drift_is_set_back_reported_and_counted(backend: MemoryBackend) -> None:
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    b = body()
+    b = _with_status(b, (await r.reconcile("Model", b)).status_patch)
+    backend.store["u1"]["description"] = "changed in the UI"  # behind ModelSync's back
+    backend.calls.clear()
+    out = await r.reconcile("Model", b)
+    assert backend.calls == ["observe", "update:description", "observe"]
+    assert out.drifts == [("memory", ("description",))]
+    assert [e[:2] for e in out.events] == [("Warning", "Drift")] and "description" in out.events[0][2]
+    assert out.status_patch["driftCount"] == 1
+    assert out.status_patch["registries"][0]["lastDrift"] == ["description"]
+    # a spec change is not drift
+    b = _with_status(b, out.status_patch)
+    b2 = {**b, "metadata": {**b["metadata"], "generation": 2}, "spec": {**b["spec"], "description": "two"}}
+    out = await r.reconcile("Model", b2)
+    assert out.drifts == [] and [e[1] for e in out.events] == ["Updated"]
+
+
+def test_drift_reaches_the_metric() -> None:
+    from types import SimpleNamespace
+
+    from modelsync import handlers, metrics
+    from modelsync.reconcile import Outcome
+
+    def count() -> float:
+        return metrics.DRIFT.labels("Model", "zstack")._value.get()
+
+    before = count()
+    handlers._count_drift(SimpleNamespace(kind="Model"), {}, Outcome({}, [], None, drifts=[("zstack", ("vendor",))]), 0.1)
+    assert count() == before + 1

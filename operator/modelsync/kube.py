@@ -113,40 +113,32 @@ class KubeWriter:
     async def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any] | None:
         """Merge-patch ``status`` into the object's status subresource; the object as stored,
         or None when it is gone."""
-        from kopf._cogs.clients import api, errors
-
         url = self._resources[kind].get_url(namespace=namespace or None, name=name, subresource="status")
-        try:
-            return await api.patch(url=url, headers={"Content-Type": "application/merge-patch+json"},
-                                   payload={"status": dict(status)}, settings=self.settings, logger=_log)
-        except errors.APINotFoundError:
-            return None
-        except errors.APIError as exc:
-            code = exc.status or 0
-            raise WriteFailed(f"status of {kind} {namespace}/{name}: HTTP {code}",
-                              retry=code in (409, 429) or code >= 500) from None
-        except Exception as exc:  # connection errors after kopf's retries
-            raise WriteFailed(f"status of {kind} {namespace}/{name}: {type(exc).__name__}", retry=True) from None
+        return await self._merge_patch(url, {"status": dict(status)}, f"status of {kind} {namespace}/{name}")
 
     async def set_finalizers(self, kind: str, body: Mapping[str, Any], finalizers: list[str]) -> dict[str, Any] | None:
         """Replace metadata.finalizers, guarded by the resourceVersion it was read at (a 409
         means someone else changed the object: read again, decide again)."""
-        from kopf._cogs.clients import api, errors
-
         meta = body.get("metadata") or {}
         url = self._resources[kind].get_url(namespace=meta.get("namespace") or None, name=meta.get("name"))
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}
+        return await self._merge_patch(url, patch, f"finalizers of {kind} {meta.get('namespace')}/{meta.get('name')}")
+
+    async def _merge_patch(self, url: str, payload: Mapping[str, Any], what: str) -> dict[str, Any] | None:
+        """One merge patch: the object as stored, None when it is gone, else :class:`WriteFailed`
+        saying whether trying again can help (409, 429, 5xx, connection errors) or not."""
+        from kopf._cogs.clients import api, errors
+
         try:
             return await api.patch(url=url, headers={"Content-Type": "application/merge-patch+json"},
-                                   payload=patch, settings=self.settings, logger=_log)
+                                   payload=dict(payload), settings=self.settings, logger=_log)
         except errors.APINotFoundError:
             return None
         except errors.APIError as exc:
             code = exc.status or 0
-            raise WriteFailed(f"finalizers of {kind} {meta.get('namespace')}/{meta.get('name')}: HTTP {code}",
-                              retry=code in (409, 429) or code >= 500) from None
-        except Exception as exc:
-            raise WriteFailed(f"finalizers of {kind}: {type(exc).__name__}", retry=True) from None
+            raise WriteFailed(f"{what}: HTTP {code}", retry=code in (409, 429) or code >= 500) from None
+        except Exception as exc:  # connection errors after kopf's retries
+            raise WriteFailed(f"{what}: {type(exc).__name__}", retry=True) from None
 
     async def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event about ``obj``, queued to kopf's poster (never worth a retry)."""

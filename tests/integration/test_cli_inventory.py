@@ -8,12 +8,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from kubernetes.client.rest import ApiException
 
 from modelsync.testing import K8s, OperatorProcess
 
@@ -34,19 +32,6 @@ def inventory(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     return subprocess.run([sys.executable, "-m", "modelsync", "inventory", *args], env=env, capture_output=True,
                           text=True, timeout=60, cwd=ROOT)
-
-
-def wait_gone(k8s: K8s, kind: str, name: str, ns: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            k8s.get(kind, name, ns)
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-            raise
-        time.sleep(0.3)
-    raise TimeoutError(f"{kind} {ns}/{name} still there after {timeout}s")
 
 
 def add_by_hand(sim: Sim, name: str) -> str:
@@ -72,7 +57,7 @@ def test_inventory_tells_managed_unmanaged_and_orphaned(k8s: K8s, kubeconfig: Pa
         obj = k8s.wait_condition("Model", name, ns, "Ready")
         ids[name] = obj["status"]["registries"][0]["externalId"]
     k8s.delete("Model", "left", ns)
-    wait_gone(k8s, "Model", "left", ns)
+    k8s.wait_gone("Model", "left", ns)
     assert ids["left"] in zsim.app["zstack"].models  # Orphan: the entry stays in ZStack
     ids["hand"] = add_by_hand(zsim, "by-hand")
     zsim.clear_journal()

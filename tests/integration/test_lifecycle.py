@@ -96,21 +96,6 @@ def external_id(obj: dict[str, Any], registry: str) -> str:
     return next(e["externalId"] for e in obj["status"]["registries"] if e["name"] == registry)
 
 
-def wait_gone(k8s: K8s, kind: str, name: str, ns: str, timeout: float = 30) -> None:
-    from kubernetes.client.rest import ApiException
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            k8s.get(kind, name, ns)
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-            raise
-        time.sleep(0.3)
-    raise TimeoutError(f"{kind} {ns}/{name} still there after {timeout}s: {k8s.get(kind, name, ns)}")
-
-
 def eventually(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,7 +118,7 @@ def test_delete_with_each_policy(k8s: K8s, lns: str, sims: dict[str, Sim], backe
     # a finalizer only while something must be removed
     assert ("modelsync.io/finalizer" in (obj["metadata"].get("finalizers") or [])) == (policy == "Delete")
     k8s.delete("Model", "gone", lns)
-    wait_gone(k8s, "Model", "gone", lns)
+    k8s.wait_gone("Model", "gone", lns)
     assert (eid in entries(sims, backend)) == (policy == "Orphan")
 
 
@@ -146,7 +131,7 @@ def test_delete_while_the_registry_fails_then_recovers(k8s: K8s, lns: str, sims:
                    what="a condition saying why the resource stays and what to do")
     assert obj["metadata"].get("deletionTimestamp") and eid in entries(sims, "zstack")
     sims["zstack"].faults(error_rate=0.0)
-    wait_gone(k8s, "Model", "stuck", lns, timeout=45)  # no stuck finalizer
+    k8s.wait_gone("Model", "stuck", lns, timeout=45)  # no stuck finalizer
     assert eid not in entries(sims, "zstack")
 
 
@@ -157,7 +142,7 @@ def test_orphan_releases_a_resource_stuck_on_a_failing_registry(k8s: K8s, lns: s
     k8s.delete("Model", "freed", lns)
     k8s.wait("Model", "freed", lns, lambda o: condition(o, "Synced").get("status") == "False", what="blocked")
     k8s.patch("Model", "freed", lns, {"spec": {"deletionPolicy": "Orphan"}})
-    wait_gone(k8s, "Model", "freed", lns)
+    k8s.wait_gone("Model", "freed", lns)
     sims["zstack"].faults(error_rate=0.0)
     assert eid in entries(sims, "zstack")
 
@@ -212,7 +197,7 @@ def test_observe_only_reports_a_difference_and_never_writes(k8s: K8s, lns: str, 
     assert [e for e in writes(sims["instill"]) if mine(e)] == []
     assert [e for e in sims["instill"].journal() if e["method"] == "GET" and mine(e)], "it did observe"
     k8s.delete("Model", "watcher", lns)
-    wait_gone(k8s, "Model", "watcher", lns)
+    k8s.wait_gone("Model", "watcher", lns)
     assert eid in entries(sims, "instill") and [e for e in writes(sims["instill"]) if mine(e)] == []
 
 

@@ -146,19 +146,6 @@ def at_generation(k8s: K8s, name: str, ns: str, generation: int, timeout: float 
                     timeout=timeout, what=f"generation {generation} synced")
 
 
-def wait_gone(k8s: K8s, kind: str, name: str, ns: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            k8s.get(kind, name, ns)
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-            raise
-        time.sleep(0.2)
-    raise TimeoutError(f"{kind} {ns}/{name} still exists after {timeout}s")
-
-
 def sim_create(sim: Sim, body: dict[str, Any], token: str | None = None) -> dict[str, Any]:
     """Create an entity through the simulator's own API, as another client would."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -364,8 +351,9 @@ def test_entity_with_our_marker_is_adopted(k8s: K8s, cleanup: str, nsim: Sim) ->
     assert stored["custom_fields"][RESOURCE_KEY] == f"{ns}/adoptee"
     assert [e["name"] for e in owned_by(nsim, ns, "adoptee")] == [name]  # no second entity
     journal = about(nsim, name)
-    assert [e for e in journal if e["method"] == "POST"] == []
-    assert [e["method"] for e in journal if e["method"] != "GET"] == ["PATCH"]
+    # a first try creates without reading first: at most that one POST, answered 409 and adopted
+    assert len([e for e in journal if e["method"] == "POST"]) <= 1
+    assert [e["method"] for e in journal if e["method"] not in ("GET", "POST")] == ["PATCH"]
     assert entry["inventory"]["id"] == pre["id"]
 
 
@@ -525,9 +513,9 @@ def test_recreated_registry_uses_its_new_endpoint(k8s: K8s, nns: str, nsim: Sim,
     k8s.create(model("first", ["nemo"], description="d"), nns)
     k8s.wait_condition("Model", "first", nns, "Ready")  # the operator now caches a backend for nemo
     k8s.delete("Model", "first", nns)
-    wait_gone(k8s, "Model", "first", nns)
+    k8s.wait_gone("Model", "first", nns)
     k8s.delete("ModelRegistry", "nemo", nns)
-    wait_gone(k8s, "ModelRegistry", "nemo", nns)
+    k8s.wait_gone("ModelRegistry", "nemo", nns)
     registry(k8s, nns, nsim_fresh)  # the same name, another endpoint
     name = f"second-{nns}"
     k8s.create(model("second", ["nemo"], description="d", nemo={"name": name}), nns)

@@ -77,6 +77,19 @@ class K8s:
             time.sleep(0.2)
         raise TimeoutError(f"{kind} {namespace}/{name}: no {what} after {timeout}s; last status: {obj.get('status')}")
 
+    def wait_gone(self, kind: str, name: str, namespace: str, timeout: float = 30) -> None:
+        """Until the object no longer exists (its finalizers done)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.get(kind, name, namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                raise
+            time.sleep(0.2)
+        raise TimeoutError(f"{kind} {namespace}/{name} still exists after {timeout}s")
+
     def wait_condition(self, kind: str, name: str, namespace: str, type_: str, status: str = "True",
                        timeout: float = 60, generation: bool = True) -> dict[str, Any]:
         def ok(obj: dict[str, Any]) -> bool:

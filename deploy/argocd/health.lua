@@ -1,5 +1,5 @@
--- Argo CD health check for modelsync.io/Model (ModelSync). Argo CD sets the global `obj`.
--- The same logic for all four ModelSync kinds (tests/integration/test_argocd.py keeps them equal):
+-- Argo CD health check for the four ModelSync kinds of modelsync.io (Model, ModelService,
+-- ModelRegistry, ClusterModelRegistry): one logic, one file. Argo CD sets the global `obj`.
 --   Progressing  no status yet; status or Ready older than metadata.generation; a failure the
 --                operator retries (registry unavailable, dependency not ready, ...)
 --   Degraded     Stalled=True; or Ready/Synced False for a reason only a change can fix

@@ -528,7 +528,9 @@ class Reconciler:
             return _RegistryResult(entry, event, None, drifted=drift)
         if previous.get("lastDrift"):
             entry["lastDrift"] = previous["lastDrift"]
-        event = ("Normal", action[0], f"{action[1]} as {obs.external_id}") if action else None
+        # No Event for a create: the status says it (externalId, lastSyncTime), and a create
+        # already costs the finalizer and the status write; a changed registry entry is news
+        event = ("Normal", action[0], f"{action[1]} as {obs.external_id}") if action and action[0] != "Created" else None
         return _RegistryResult(entry, event, None)
 
     async def _observe_only(

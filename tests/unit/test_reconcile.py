@@ -95,7 +95,7 @@ async def test_create_then_unchanged_resync_writes_nothing(backend: MemoryBacken
     b = body()
     out = await r.reconcile("Model", b)
     assert out.error is None and backend.calls == ["create", "observe"]
-    assert out.events and out.events[0][1] == "Created"
+    assert out.events == []  # a create is in the status (externalId, lastSyncTime): no Event
     conds = {c["type"]: c for c in out.status_patch["conditions"]}
     assert conds["Ready"]["status"] == "True" and conds["Synced"]["reason"] == "ReconcileSuccess"
     assert out.status_patch["registries"][0]["externalId"] == "u1"

@@ -787,7 +787,8 @@ class ZStackState:
         return {}
 
     def query_models(self, conditions: Iterable[Condition] = (), start: int = 0, limit: int | None = None) -> JSON:
-        inventories = [self.model_inventory(u) for u in self.models]
+        conditions = list(conditions)
+        inventories = [self.model_inventory(u) for u in _candidates(self.models, conditions)]
         return _query(inventories, MODEL_INVENTORY_FIELDS, conditions, start, limit)
 
     # ---------------------------------------------------------------- model services
@@ -880,7 +881,8 @@ class ZStackState:
         return {}
 
     def query_model_services(self, conditions: Iterable[Condition] = (), start: int = 0, limit: int | None = None) -> JSON:
-        inventories = [self.model_service_inventory(u) for u in self.services]
+        conditions = list(conditions)
+        inventories = [self.model_service_inventory(u) for u in _candidates(self.services, conditions)]
         return _query(inventories, MODEL_SERVICE_INVENTORY_FIELDS, conditions, start, limit)
 
     def query_model_centers(self, conditions: Iterable[Condition] = (), start: int = 0, limit: int | None = None) -> JSON:
@@ -945,6 +947,17 @@ def _field_matches(inventory: Mapping[str, Any], name: str, expected: str) -> bo
     if rest:
         return any(isinstance(item, dict) and _field_matches(item, rest, expected) for item in items)
     return any(_scalar(item) == expected for item in items)
+
+
+def _candidates(records: Mapping[str, Any], conditions: list[Condition]) -> list[str]:
+    """The uuids worth building an inventory for: the one a ``uuid=`` condition names (a GET by
+    uuid, the common case), else all. Building every inventory per lookup made a read cost
+    O(objects) and slowed the simulator, not the client, at 10,000 models."""
+    named = {v for n, v in conditions if n == "uuid"}
+    if len(named) == 1:
+        (uuid,) = named
+        return [uuid] if uuid in records else []
+    return list(records)
 
 
 def _query(inventories: list[JSON], fields: Iterable[str], conditions: Iterable[Condition], start: int, limit: int | None) -> JSON:

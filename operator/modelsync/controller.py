@@ -41,7 +41,7 @@ import re
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from .kube import KubeReader, KubeWriter, NotFound, WriteFailed, _rv
+from .kube import KubeReader, KubeWriter, NotFound, WriteFailed, _rv, decode_secret_data
 from .reconcile import Outcome, Reconciler, Retry, Stop, backoff, paused
 
 logger = logging.getLogger("modelsync.controller")
@@ -298,12 +298,9 @@ class Controller:
         if event_type == "DELETED":
             store.secrets.pop(ident, None)
         else:
-            import base64
-
-            data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (body.get("data") or {}).items()}
             if store.secrets[ident][1] == meta.get("resourceVersion"):
                 return
-            store.secrets[ident] = (data, meta.get("resourceVersion") or "")
+            store.secrets[ident] = (decode_secret_data(body.get("data")), meta.get("resourceVersion") or "")
         for key, obj in list(self.objects.items()):
             if key.kind in REGISTRY_KINDS and ident in _secret_refs(key, obj):
                 self.queue.add(key)

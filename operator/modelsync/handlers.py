@@ -38,7 +38,7 @@ import kopf
 from . import leader, metrics
 from .api import GROUP, VERSION
 from .controller import REGISTRY_KINDS, RESOURCE_KINDS, Controller, Store
-from .kube import KubeReader, KubeWriter, load_config
+from .kube import PLURALS, KubeReader, KubeWriter, load_config
 from .reconcile import Reconciler
 
 #: seconds between drift checks of each resource against its registries
@@ -47,8 +47,6 @@ RESYNC_SECONDS = float(os.environ.get("MODELSYNC_RESYNC_SECONDS", "300"))
 DEFAULT_DELETION_POLICY = os.environ.get("MODELSYNC_DEFAULT_DELETION_POLICY", "Delete")
 #: reconciles in flight at once, over all registries
 WORKERS = int(os.environ.get("MODELSYNC_WORKERS", "32"))
-PLURALS = {"Model": "models", "ModelService": "modelservices", "ModelRegistry": "modelregistries",
-           "ClusterModelRegistry": "clustermodelregistries"}
 #: what the command line sets (``memo.options``, see __main__); these when kopf runs the module itself
 DEFAULTS = {"leader_election": False, "lease_name": "modelsync", "lease_namespace": None, "selector": None,
             "metrics_addr": ":9090", "default_deletion_policy": DEFAULT_DELETION_POLICY}

@@ -34,6 +34,12 @@ def load_config() -> None:
     kubernetes.client.Configuration.set_default(cfg)
 
 
+def decode_secret_data(data: Mapping[str, str] | None) -> dict[str, str]:
+    """A Secret's ``data`` as text. Bytes that are not UTF-8 become U+FFFD, which the core then
+    refuses as CredentialsInvalid (naming the key), like any other character a request can't carry."""
+    return {k: base64.b64decode(v).decode(errors="replace") for k, v in (data or {}).items()}
+
+
 class KubeReader:
     """The few reads the core makes, each raising :class:`NotFound` when absent."""
 
@@ -59,8 +65,7 @@ class KubeReader:
     async def secret_data(self, name: str, namespace: str) -> tuple[dict[str, str], str]:
         """The Secret's decoded data, and its resourceVersion (for cache keys)."""
         secret = await self._call(lambda: self._core.read_namespaced_secret(name, namespace), f"Secret {namespace}/{name}")
-        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-        return data, secret.metadata.resource_version
+        return decode_secret_data(secret.data), secret.metadata.resource_version
 
     @staticmethod
     async def _call(fn: Any, what: str) -> Any:

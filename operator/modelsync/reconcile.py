@@ -321,7 +321,7 @@ class Reconciler:
         meta = body.get("metadata", {})
         uid = meta["uid"]
         lock = self._locks.setdefault(uid, asyncio.Lock())
-        async with lock:  # the create/update handler and the resync timer never overlap
+        async with lock:  # one reconcile of a resource at a time, whoever asks (queue, deletion, CLI)
             return await self._reconcile(kind, body, attempt)
 
     def forget(self, uid: str) -> None:

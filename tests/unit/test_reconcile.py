@@ -418,3 +418,15 @@ def test_drift_reaches_the_metric() -> None:
     before = count()
     handlers._count_drift(SimpleNamespace(kind="Model"), {}, Outcome({}, [], None, drifts=[("zstack", ("vendor",))]), 0.1)
     assert count() == before + 1
+
+
+def test_a_secret_value_that_is_not_utf8_is_credentials_invalid() -> None:
+    import base64
+
+    from modelsync.kube import decode_secret_data
+    from modelsync.reconcile import CredentialsInvalid, clean_credentials
+
+    data = decode_secret_data({"token": base64.b64encode(b"zq9\xff\xfe").decode()})
+    with pytest.raises(CredentialsInvalid) as err:
+        clean_credentials(data, "Secret ns/s")
+    assert "'token'" in err.value.message and "zq9" not in err.value.message

@@ -547,17 +547,7 @@ async def test_headers_and_tls_settings(monkeypatch: pytest.MonkeyPatch) -> None
     assert "Authorization" not in seen_headers[-1]
     await b.aclose()
 
-    from modelsync.backends import http
-
-    seen: dict[str, Any] = {}
-    real = httpx.AsyncClient
-
-    def spy(**kw: Any) -> httpx.AsyncClient:
-        seen.update(kw)
-        return real(**kw)
-
-    monkeypatch.setattr(http.httpx, "AsyncClient", spy)
     b = nemo.NemoBackend(conn(insecure_skip_verify=True, timeout=12.0))
-    b.transport._http()
-    assert seen["verify"] is False and seen["timeout"].read == 12.0
+    session = b.transport._http()._open()  # type: ignore[attr-defined]
+    assert session.connector._ssl is False and session.timeout.sock_read == 12.0
     await b.aclose()

@@ -13,6 +13,7 @@ import email.utils
 import time
 from typing import Any, Callable, Iterator
 
+import aiohttp
 import httpx
 import pytest
 from aiohttp import web
@@ -590,26 +591,41 @@ async def test_real_http_stack_refusal_is_scrubbed_too(sims: dict[str, Sim], ven
 
 
 @pytest.mark.parametrize("vendor", VENDORS, ids=lambda v: v.name)
-async def test_client_settings(vendor: Vendor, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict[str, Any] = {}
-    real = httpx.AsyncClient
-
-    def spy(**kw: Any) -> httpx.AsyncClient:
-        seen.update(kw)
-        return real(**kw)
-
-    monkeypatch.setattr(http.httpx, "AsyncClient", spy)
+async def test_client_settings(vendor: Vendor) -> None:
+    """The pool under every backend: the connection limit, connect and read timeouts, no wait
+    timeout, no redirects followed, no cookies, no proxy from the environment, TLS as asked."""
     b = vendor.cls(vendor.conn(ENDPOINT + "/", timeout=7.5, max_connections=3, insecure_skip_verify=True))
     try:
-        b.transport._http()  # type: ignore[attr-defined]
-        t = seen["timeout"]
-        assert (t.connect, t.read, t.write, t.pool) == (7.5, 7.5, 7.5, None)
-        assert seen["limits"].max_connections == 3 and seen["limits"].max_keepalive_connections == 3
-        assert seen["trust_env"] is False and seen["follow_redirects"] is False and seen["verify"] is False
-        assert seen["base_url"] == ENDPOINT
+        pool = b.transport._http()  # type: ignore[attr-defined]
+        assert isinstance(pool, http.AiohttpTransport)
+        session = pool._open()
+        assert session.connector is not None and session.connector.limit == 3
+        assert session.timeout == aiohttp.ClientTimeout(total=None, connect=None, sock_connect=7.5, sock_read=7.5)
+        assert session.trust_env is False and isinstance(session.cookie_jar, aiohttp.DummyCookieJar)
+        assert session.connector._ssl is False  # insecureSkipVerify
+        assert session.auto_decompress is False  # httpx decodes, by the reply's headers
     finally:
         await b.aclose()
+    assert pool.is_closed and session.closed
     assert RegistryConnection(key="k", name="n", kind="ModelRegistry", backend="x", endpoint="e").max_connections == 8
+
+
+@pytest.mark.parametrize("vendor", VENDORS, ids=lambda v: v.name)
+async def test_requests_go_to_the_endpoint(vendor: Vendor) -> None:
+    """A trailing slash on spec.endpoint makes no double slash; the path is the API's."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return login_reply() if vendor.is_login(request) else vendor.absent()
+
+    b = vendor.cls(vendor.conn(ENDPOINT + "/"), transport=httpx.MockTransport(handler))
+    try:
+        await b.observe(vendor.res())
+    finally:
+        await b.aclose()
+    assert seen and all(str(r.url).startswith(ENDPOINT + "/") and "//" not in r.url.raw_path.decode()
+                        for r in seen), [str(r.url) for r in seen]
 
 
 def trickling_app(vendor: Vendor, gap: float, chunks: int) -> web.Application:
@@ -696,3 +712,105 @@ async def test_endpoint_that_is_not_http(vendor: Vendor) -> None:
         assert info.value.reason == "RegistryMisconfigured" and "spec.endpoint" in str(info.value)
     finally:
         await b.aclose()
+
+
+# ---------------------------------------------------------------- the pool on a real socket
+
+
+def plain_conn(url: str, **kw: Any) -> RegistryConnection:
+    return RegistryConnection(key="ModelRegistry/ns/r", name="r", kind="ModelRegistry", backend="nemo",
+                              endpoint=url, **kw)
+
+
+def recording_app(seen: list[web.Request]) -> web.Application:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        seen.append(request)
+        body = await request.read()
+        if request.path == "/redirect":
+            raise web.HTTPFound("/target")
+        if request.path == "/cookie":
+            resp = web.json_response({})
+            resp.set_cookie("session", "c00kie")
+            return resp
+        if request.path == "/gzip":
+            import gzip
+            return web.Response(body=gzip.compress(b'{"zipped": true}'),
+                                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+        return web.json_response({"path": request.path, "query": request.query_string, "body": body.decode(),
+                                  "type": request.headers.get("Content-Type")})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return app
+
+
+async def test_pool_sends_bodies_and_headers_and_never_follows_redirects() -> None:
+    seen: list[web.Request] = []
+    with serve_in_thread(recording_app(seen)) as url:
+        async def auth() -> dict[str, str]:
+            return {"Authorization": "Bearer t0ken"}
+
+        t = http.Transport(plain_conn(url + "/"), backend="nemo", vendor="NeMo", auth=auth)
+        try:
+            reply = await t.request("POST", "/v1/models", what="create", json={"name": "x"}, params={"a": "1"})
+            assert reply.body == {"path": "/v1/models", "query": "a=1", "body": '{"name":"x"}',
+                                  "type": "application/json"}
+            assert seen[-1].headers["Authorization"] == "Bearer t0ken"
+            with pytest.raises(Terminal) as info:
+                await t.request("GET", "/redirect", what="read")
+            assert info.value.reason == "RegistryMisconfigured"
+            assert [r.path for r in seen].count("/target") == 0
+            await t.request("GET", "/cookie", what="read")
+            await t.request("GET", "/next", what="read")
+            assert "Cookie" not in seen[-1].headers  # no jar: a registry's cookie is not sent back
+            assert (await t.request("GET", "/gzip", what="read")).body == {"zipped": True}
+        finally:
+            await t.aclose()
+
+
+async def test_pool_ignores_proxy_settings_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[web.Request] = []
+    dead = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, dead)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with serve_in_thread(recording_app(seen)) as url:
+        t = http.Transport(plain_conn(url), backend="nemo", vendor="NeMo")
+        try:
+            assert (await t.request("GET", "/direct", what="read")).body["path"] == "/direct"
+        finally:
+            await t.aclose()
+
+
+async def test_pool_tls_verifies_against_the_registry_ca(tmp_path: Any) -> None:
+    import ssl
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from modelsync.testing.controlplane import _cert, _pem_key
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("registry-ca", ca_key, ca=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _cert("127.0.0.1", key, issuer=(ca, ca_key), server=True)
+    (tmp_path / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "tls.key").write_bytes(_pem_key(key))
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM).decode()
+    seen: list[web.Request] = []
+    with serve_in_thread(recording_app(seen), ssl_context=server_ctx) as url:
+        assert url.startswith("https://")
+        for kw, ok in (({"ca_pem": ca_pem}, True), ({}, False), ({"insecure_skip_verify": True}, True)):
+            t = http.Transport(plain_conn(url, **kw), backend="nemo", vendor="NeMo")
+            try:
+                if ok:
+                    assert (await t.request("GET", "/tls", what="read")).body["path"] == "/tls"
+                else:  # the system trust store does not know this CA
+                    with pytest.raises(Recoverable) as info:
+                        await t.request("GET", "/tls", what="read")
+                    assert "ConnectError" in str(info.value)
+            finally:
+                await t.aclose()

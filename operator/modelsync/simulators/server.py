@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 from typing import Iterator
 
@@ -23,8 +24,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 class ThreadedServer:
     """An aiohttp app served from its own event loop on a daemon thread."""
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0, *,
+                 ssl_context: "ssl.SSLContext | None" = None) -> None:
         self.app = app
+        self.ssl_context = ssl_context
         self.host = host
         self.port = port or free_port(host)
         self._loop = asyncio.new_event_loop()
@@ -35,14 +38,14 @@ class ThreadedServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
             self._runner = web.AppRunner(self.app, access_log=None)
             self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, self.host, self.port)
+            site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
             self._loop.run_until_complete(site.start())
         except BaseException as exc:  # reported to start()
             self._error = exc
@@ -67,8 +70,9 @@ class ThreadedServer:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    server = ThreadedServer(app, host, port).start()
+def serve_in_thread(app: web.Application, host: str = "127.0.0.1", port: int = 0, *,
+                    ssl_context: "ssl.SSLContext | None" = None) -> Iterator[str]:
+    server = ThreadedServer(app, host, port, ssl_context=ssl_context).start()
     try:
         yield server.url
     finally:

@@ -44,6 +44,53 @@ async def test_replace_moves_a_key_later() -> None:
         pass
 
 
+async def test_a_due_key_wakes_one_worker_and_later_keys_come_in_time_order() -> None:
+    q = WorkQueue()
+    got: list[tuple[str, float]] = []
+    start = time.monotonic()
+
+    async def worker() -> None:
+        while True:
+            key = await q.get()
+            got.append((key.name, time.monotonic() - start))
+            q.done(key)
+
+    workers = [asyncio.create_task(worker()) for _ in range(8)]
+    await asyncio.sleep(0.01)
+    for name, delay in (("c", 0.3), ("a", 0.1), ("b", 0.2)):
+        q.add(Key("Model", "ns", name), delay)
+    q.add(Key("Model", "ns", "now"))
+    await asyncio.sleep(0.5)
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    assert [n for n, _ in got] == ["now", "a", "b", "c"]  # each once, in due order
+    for (name, at), due in zip(got[1:], (0.1, 0.2, 0.3)):
+        assert due <= at < due + 0.1, (name, at)
+    assert len(q._waiters) == 0 and q._timer is None  # cancelled workers leave nothing behind
+
+
+async def test_a_key_handed_to_a_cancelled_worker_is_not_lost() -> None:
+    q = WorkQueue()
+    k = Key("Model", "ns", "a")
+    task = asyncio.create_task(q.get())
+    await asyncio.sleep(0)
+    q.add(k)  # handed to the waiting task's future...
+    task.cancel()  # ...which is cancelled before it runs
+    await asyncio.gather(task, return_exceptions=True)
+    assert q.in_flight == 0
+    assert await asyncio.wait_for(q.get(), 1) == k
+
+
+async def test_an_earlier_key_rearms_the_timer() -> None:
+    q = WorkQueue()
+    q.add(Key("Model", "ns", "late"), 60)
+    task = asyncio.create_task(q.get())
+    await asyncio.sleep(0.01)
+    q.add(Key("Model", "ns", "soon"), 0.05)
+    assert (await asyncio.wait_for(task, 1)).name == "soon"
+
+
 class Reconciler:
     def __init__(self, delay: float = 0.05) -> None:
         self.delay = delay

@@ -210,6 +210,10 @@ class BackendPool:
         self.reader = reader
         self._backends: dict[str, tuple[str, Backend]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
+        #: (kind, namespace, name) → (uid and generation, parsed spec)
+        self._specs: dict[tuple[str, str, str], tuple[list[str], Any]] = {}
+        #: (kind, namespace, name) → (uid, generation and Secret versions, connection, fingerprint)
+        self._conns: dict[tuple[str, str, str], tuple[list[str], RegistryConnection, str]] = {}
         self._lock = asyncio.Lock()
 
     def limit(self, backend: Backend) -> asyncio.Semaphore:
@@ -223,32 +227,41 @@ class BackendPool:
         return sem
 
     async def connection(self, ref: api.RegistryRef, namespace: str) -> tuple[RegistryConnection, str]:
-        """The registry as a connection, plus a fingerprint of everything it came from."""
+        """The registry as a connection, plus a fingerprint of everything it came from.
+
+        Called on every reconcile, so the parsed spec is kept per registry uid and generation,
+        and the connection per fingerprint inputs: an unchanged registry costs two cache
+        lookups, not a validation and a hash."""
         try:
             obj = await self.reader.registry(ref.kind, ref.name, namespace)
         except NotFound as exc:
             raise Recoverable(f"{exc}; it will be looked up again", reason="RegistryNotFound") from None
-        try:
-            spec = api.parse_spec(ref.kind, obj.get("spec") or {})
-        except pydantic.ValidationError as exc:
-            raise Recoverable(f"{ref.kind} {ref.name} is invalid: {api.describe_validation_error(exc)}",
-                              reason="RegistryInvalid") from None
         reg_ns = namespace if ref.kind == "ModelRegistry" else None
-        credentials: dict[str, str] = {}
+        ident = (ref.kind, reg_ns or "", ref.name)
         # uid and generation, not resourceVersion: the registry's own status writes (its Ready
         # condition) must not rebuild the backend and abort requests in flight, and a registry
         # deleted and recreated under the same name (generation 1 again) is another registry
         meta = obj.get("metadata", {})
         versions = [f"uid:{meta.get('uid')}", f"generation:{meta.get('generation')}"]
-        if spec.credentialsSecretRef:
-            sref = spec.credentialsSecretRef
-            sns = str(reg_ns or sref.namespace)  # required on a ClusterModelRegistry
+        parsed = self._specs.get(ident)
+        if parsed is not None and parsed[0] == versions:
+            spec = parsed[1]
+        else:
+            try:
+                spec = api.parse_spec(ref.kind, obj.get("spec") or {})
+            except pydantic.ValidationError as exc:
+                raise Recoverable(f"{ref.kind} {ref.name} is invalid: {api.describe_validation_error(exc)}",
+                                  reason="RegistryInvalid") from None
+            self._specs[ident] = (list(versions), spec)
+        raw: Mapping[str, str] = {}
+        sref = spec.credentialsSecretRef
+        sns = str(reg_ns or (sref.namespace if sref else ""))  # required on a ClusterModelRegistry
+        if sref:
             try:
                 raw, rv = await self.reader.secret_data(sref.name, sns)
             except NotFound as exc:
                 raise Recoverable(f"credentials of {ref.kind} {ref.name}: {exc}", reason="SecretNotFound") from None
             versions.append(rv)
-            credentials = clean_credentials(raw, f"Secret {sns}/{sref.name}")
         ca_pem = None
         if spec.tls and spec.tls.caSecretRef:
             cref = spec.tls.caSecretRef
@@ -261,13 +274,19 @@ class BackendPool:
                 raise Recoverable(f"CA bundle of {ref.kind} {ref.name}: key {cref.key!r} missing in Secret {cref.name}",
                                   reason="SecretNotFound")
             versions.append(rv)
+        built = self._conns.get(ident)
+        if built is not None and built[0] == versions:
+            return built[1], built[2]
+        credentials = clean_credentials(raw, f"Secret {sns}/{sref.name}") if sref else {}
         key = f"ModelRegistry/{namespace}/{ref.name}" if ref.kind == "ModelRegistry" else f"ClusterModelRegistry/{ref.name}"
         conn = RegistryConnection(
             key=key, name=ref.name, kind=ref.kind, backend=spec.backend, endpoint=spec.endpoint,
             credentials=credentials, settings=spec.backend_settings(), ca_pem=ca_pem,
             insecure_skip_verify=bool(spec.tls and spec.tls.insecureSkipVerify), timeout=spec.timeout_seconds(),
         )
-        return conn, hashlib.sha256("/".join(versions).encode()).hexdigest()
+        fingerprint = hashlib.sha256("/".join(versions).encode()).hexdigest()
+        self._conns[ident] = (versions, conn, fingerprint)
+        return conn, fingerprint
 
     async def backend(self, ref: api.RegistryRef, namespace: str) -> tuple[Backend, str]:
         """The backend for a registry, and the fingerprint of the registry and Secret it uses."""
@@ -741,7 +760,9 @@ class Reconciler:
     def _patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
         """Only the top-level status fields that differ (JSON-equal means equal)."""
         def same(a: Any, b: Any) -> bool:
-            return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+            # equal as Python values is equal as JSON; the JSON comparison is for what Python
+            # tells apart and JSON does not (a tuple and a list)
+            return a == b or json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
         return {k: v for k, v in new.items() if not same(old.get(k), v)}
 

@@ -1,6 +1,6 @@
 """``modelsync``: run the operator (default), check manifests, show status, or run a registry simulator.
 
-    modelsync [run] [--namespace NS ...] [--selector L] [--leader-election] [--metrics-addr :9090]
+    modelsync [run] [--namespace NS ...] [--selector L] [--leader-election [--node-name N]] [--metrics-addr :9090]
               [--liveness URL] [--log-format plain|json] [--verbose]
                                                          the operator, on the current kubeconfig
     modelsync validate -f FILE [-f FILE ...]             offline check of ModelSync manifests (- for stdin)
@@ -144,6 +144,11 @@ def parser() -> argparse.ArgumentParser:
                             help="run as one of several replicas: only the holder of the Lease reconciles, the "
                             "others watch and wait (default: off; deploy/ turns it on)")
         target.add_argument("--lease-name", default="modelsync", help="the Lease's name (default: modelsync)")
+        target.add_argument("--node-name", default=os.environ.get("NODE_NAME") or None,
+                            help="the Node this replica runs on (default: $NODE_NAME, which deploy/ sets from "
+                            "spec.nodeName): with --leader-election the leader hands the Lease over while that "
+                            "Node is unschedulable (cordoned, drained), and no replica takes it there; unset: "
+                            "no Node is read")
         target.add_argument("--lease-namespace", default=None,
                             help="the Lease's namespace (default: $POD_NAMESPACE, else the pod's own namespace, "
                             "else the current kubeconfig context's, else default)")

@@ -18,7 +18,9 @@ Settings chosen on purpose (see kopf's docs on configuration):
   seconds of its return;
 * the operator runs standalone (no kopf peering objects): replicas exclude each other
   with a Lease instead (``--leader-election``, :mod:`modelsync.leader`): every replica
-  watches, only the leader's workers take keys (the controller's gate);
+  watches, only the leader's workers take keys (the controller's gate), and only the
+  leader is ready (``/readyz``); with ``--node-name`` the leader hands the Lease over
+  while its Node is unschedulable (cordoned or drained);
 * ``--selector`` becomes a server-side label selector of the four modelsync.io watches
   (``settings.watching.label_selectors``): a shard sees only its own objects; Secrets are
   not filtered (registries of any shard may name them);
@@ -49,7 +51,8 @@ DEFAULT_DELETION_POLICY = os.environ.get("MODELSYNC_DEFAULT_DELETION_POLICY", "D
 WORKERS = int(os.environ.get("MODELSYNC_WORKERS", "32"))
 #: what the command line sets (``memo.options``, see __main__); these when kopf runs the module itself
 DEFAULTS = {"leader_election": False, "lease_name": "modelsync", "lease_namespace": None, "selector": None,
-            "metrics_addr": ":9090", "default_deletion_policy": DEFAULT_DELETION_POLICY}
+            "metrics_addr": ":9090", "default_deletion_policy": DEFAULT_DELETION_POLICY,
+            "node_name": os.environ.get("NODE_NAME") or None}
 
 for _name in ("httpx", "httpcore", "hpack"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -119,6 +122,12 @@ def _elector(memo: kopf.Memo, controller: Controller, opts: dict[str, Any]) -> l
     def started() -> None:
         controller.gate.set()  # type: ignore[union-attr]
 
+    async def stepping_down() -> None:
+        # no new key from now on; what is in flight finishes (the Lease is still renewed)
+        controller.gate.clear()  # type: ignore[union-attr]
+        while controller.queue.in_flight:
+            await asyncio.sleep(0.1)
+
     def stopped(reason: str) -> None:
         # fenced: no new key from now on, in-flight work cancelled, then the process stops and
         # restarts as a standby (its queue and caches are not trusted to resume leading)
@@ -131,10 +140,12 @@ def _elector(memo: kopf.Memo, controller: Controller, opts: dict[str, Any]) -> l
         else:  # run by `kopf run`, without modelsync's own stop flag: as if the kubelet stopped it
             os.kill(os.getpid(), signal.SIGTERM)
 
+    client = kubernetes.client.ApiClient()
     return leader.LeaderElector(
-        kubernetes.client.CoordinationV1Api(kubernetes.client.ApiClient()),
+        kubernetes.client.CoordinationV1Api(client),
         name=opts["lease_name"], namespace=leader.default_namespace(opts["lease_namespace"]),
-        identity=leader.default_identity(), on_started=started, on_stopped=stopped)
+        identity=leader.default_identity(), on_started=started, on_stopped=stopped,
+        node_name=opts["node_name"], core_api=kubernetes.client.CoreV1Api(client), on_stepping_down=stepping_down)
 
 
 def _leadership(memo: kopf.Memo) -> tuple[bool, dict[str, Any]]:
@@ -145,14 +156,15 @@ def _leadership(memo: kopf.Memo) -> tuple[bool, dict[str, Any]]:
 
 
 def _readiness(memo: kopf.Memo) -> tuple[bool, dict[str, Any]]:
-    """Ready for its role: caches listed, and the leader renewing or the standby able to take over."""
+    """Caches listed and, with leader election, this replica leads (renewing, not handing over):
+    a standby is never ready."""
     listed = metrics.WATCHES.listed([*PLURALS.values(), "secrets"])
     elector = memo.get("elector")
     detail: dict[str, Any] = {"listed": listed, "watches": metrics.WATCHES.summary()}
     if elector is None:
         return listed, {**detail, "leader": True, "election": False}
     healthy = elector.healthy()
-    return listed and healthy, {**detail, **elector.status(), "election": True, "leaseReachable": healthy}
+    return listed and elector.serving(), {**detail, **elector.status(), "election": True, "leaseReachable": healthy}
 
 
 @kopf.on.cleanup()

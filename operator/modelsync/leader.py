@@ -21,6 +21,13 @@ starts leading and close it when it stops.
 * **Release**: on a graceful stop the leader writes ``holderIdentity: ""`` and
   ``leaseDurationSeconds: 1`` (guarded by its resourceVersion), so a standby takes over at its next
   look (≤ 2 s) instead of after 15 s.
+* **Stepping down from a cordoned Node** (``node_name``, the pod's ``spec.nodeName``): at each renew
+  tick the leader reads its Node; when ``spec.unschedulable`` is true (``kubectl cordon``, the
+  first step of ``kubectl drain``) it stops taking work, waits for its in-flight work to finish
+  while it keeps renewing, then releases the Lease and campaigns again as a standby. A replica
+  never takes the Lease while its Node is unschedulable. A Node that cannot be read counts as
+  schedulable (logged at debug): a failed read never costs leadership. Unlike a lost Lease, a
+  step-down keeps the process: nothing was cut short, and the caches stay warm.
 
 The kubernetes client is synchronous: its calls run in one thread of this module's own, so
 renewals never queue behind the reads other code sends through the default executor.
@@ -35,7 +42,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 logger = logging.getLogger("modelsync.leader")
 
@@ -49,6 +56,10 @@ RENEW_INTERVAL = 5.0
 RETRY_PERIOD = 2.0
 #: connect and read timeouts of one Lease request
 REQUEST_TIMEOUT = (2.0, 4.0)
+#: the Node read of one renew tick gives up after this long (it never delays a renewal by more)
+NODE_TIMEOUT = 1.0
+#: connect and read timeouts of one Node request
+NODE_REQUEST_TIMEOUT = (1.0, 2.0)
 #: where a pod finds its own namespace
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -95,12 +106,17 @@ def _rv(lease: dict[str, Any] | None) -> str:
 class LeaderElector:
     """Campaigns for one Lease until it leads, then renews it; see the module doc.
 
-    ``on_started()`` is called when this replica becomes the leader, ``on_stopped(reason)`` once
-    when it stops being the leader for any reason other than :meth:`release`.
+    ``on_started()`` is called each time this replica becomes the leader, ``on_stopped(reason)`` once
+    when it loses the Lease (terminal). With ``node_name`` (and ``core_api``, a
+    ``kubernetes.client.CoreV1Api``), a leader whose Node turns unschedulable awaits
+    ``on_stepping_down()`` (which closes the gate and returns when no work is in flight),
+    releases the Lease and campaigns again; ``on_started()`` follows when it leads again.
     """
 
     def __init__(self, api: Any, *, name: str, namespace: str, identity: str,
                  on_started: Callable[[], None], on_stopped: Callable[[str], None],
+                 node_name: str | None = None, core_api: Any = None,
+                 on_stepping_down: Callable[[], Awaitable[None]] | None = None,
                  lease_duration: float = LEASE_DURATION, renew_deadline: float = RENEW_DEADLINE,
                  renew_interval: float = RENEW_INTERVAL, retry_period: float = RETRY_PERIOD) -> None:
         if not renew_deadline < lease_duration:
@@ -111,6 +127,9 @@ class LeaderElector:
         self.identity = identity
         self.on_started = on_started
         self.on_stopped = on_stopped
+        self.node_name = node_name or None
+        self.core_api = core_api
+        self.on_stepping_down = on_stepping_down
         self.lease_duration = lease_duration
         self.renew_deadline = renew_deadline
         self.renew_interval = renew_interval
@@ -123,6 +142,10 @@ class LeaderElector:
         self.holder = ""
         #: the last failed Lease request, for the probes ("" after a success)
         self.last_error = ""
+        #: this replica's Node was unschedulable when last read (False without node_name)
+        self.cordoned = False
+        #: the leader is handing the Lease over (its Node is unschedulable): no new work
+        self.stepping_down = False
         self._lease: dict[str, Any] | None = None
         self._observed_rv = ""
         self._observed_at = 0.0
@@ -130,6 +153,8 @@ class LeaderElector:
         self._fence: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelsync-lease")
+        # Node reads in a thread of their own: a slow one never holds up a renewal
+        self._node_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelsync-node")
 
     # ------------------------------------------------------------ life cycle
 
@@ -153,13 +178,28 @@ class LeaderElector:
             return False
         return asyncio.get_running_loop().time() - self._last_contact <= self.renew_deadline
 
+    def serving(self) -> bool:
+        """Leading and not handing over: what readiness means with leader election."""
+        return self.leader and not self.stepping_down and self.healthy()
+
     def status(self) -> dict[str, Any]:
-        return {"identity": self.identity, "lease": self.lease, "leader": self.leader, "holder": self.holder,
-                "lost": self.lost, "error": self.last_error}
+        out = {"identity": self.identity, "lease": self.lease, "leader": self.leader, "holder": self.holder,
+               "lost": self.lost, "error": self.last_error}
+        if self.node_name:
+            out.update(node=self.node_name, nodeUnschedulable=self.cordoned, steppingDown=self.stepping_down)
+        return out
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         logger.info("%s: campaigning for the Lease %s", self.identity, self.lease)
+        while not self.lost:
+            await self._campaign()
+            if self.lost or not self.leader:
+                return
+            logger.info("%s: leading (Lease %s)", self.identity, self.lease)
+            self.on_started()
+            await self._lead()
+
+    async def _campaign(self) -> None:
         while not self.lost:
             try:
                 wait = await self._try_acquire()
@@ -167,22 +207,86 @@ class LeaderElector:
                 self._failed("reading the Lease", exc)
                 wait = self.retry_period
             if self.leader:
-                break
+                return
             await asyncio.sleep(wait)
-        if self.lost:
-            return
-        logger.info("%s: leading (Lease %s)", self.identity, self.lease)
-        self.on_started()
+
+    async def _lead(self) -> None:
+        """Renew until the Lease is lost, or hand it over when this replica's Node is unschedulable."""
         while self.leader:
             await asyncio.sleep(self.renew_interval)
-            while self.leader:
-                started = loop.time()
+            if self.leader and await self._node_unschedulable():
+                await self._step_down()
+                return
+            await self._renew_until_done()
+
+    async def _renew_until_done(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.leader:
+            started = loop.time()
+            try:
+                if await self._renew(started):
+                    return
+            except Exception as exc:  # noqa: BLE001 - retried until the deadline
+                self._failed("renewing the Lease", exc)
+            await asyncio.sleep(self.retry_period)
+
+    async def _step_down(self) -> None:
+        """Stop taking work, let in-flight work finish (renewing meanwhile), release the Lease."""
+        logger.info("%s: the Node %s is unschedulable: stepping down (Lease %s)", self.identity, self.node_name,
+                    self.lease)
+        self.stepping_down = True
+        drained: asyncio.Future[Any] | None = None
+        try:
+            if self.on_stepping_down is not None:
+                drained = asyncio.ensure_future(self.on_stepping_down())
+                while self.leader and not drained.done():
+                    await asyncio.wait({drained}, timeout=self.renew_interval)
+                    if not drained.done():
+                        await self._renew_until_done()
+                if not self.leader:  # lost while waiting (fenced): on_stopped has run
+                    return
+                if drained.exception() is not None:
+                    logger.error("%s: stepping down: %r", self.identity, drained.exception())
+            # nothing is written any more but the release itself (guarded by its resourceVersion):
+            # a slow release must not end the process the way a missed renewal does
+            self._cancel_fence()
+            if self._lease is not None:
                 try:
-                    if await self._renew(started):
-                        break
-                except Exception as exc:  # noqa: BLE001 - retried until the deadline
-                    self._failed("renewing the Lease", exc)
-                await asyncio.sleep(self.retry_period)
+                    await self._release(self._lease)
+                except Exception as exc:  # noqa: BLE001 - it then expires by itself
+                    logger.warning("%s: could not release the Lease %s (%s); it expires in %gs",
+                                   self.identity, self.lease, _describe(exc), self.lease_duration)
+            self.leader = False
+            self.holder = ""
+            logger.info("%s: standing by while the Node %s is unschedulable", self.identity, self.node_name)
+        finally:
+            if drained is not None and not drained.done():
+                drained.cancel()
+            self.stepping_down = False
+
+    async def _node_unschedulable(self) -> bool:
+        """This replica's Node has ``spec.unschedulable`` (False without a Node name, or when it
+        cannot be read within :data:`NODE_TIMEOUT`)."""
+        if not self.node_name or self.core_api is None:
+            return False
+
+        def read() -> dict[str, Any]:
+            r = self.core_api.read_node(self.node_name, _preload_content=False, _request_timeout=NODE_REQUEST_TIMEOUT)
+            return json.loads(r.data)
+
+        loop = asyncio.get_running_loop()
+        try:
+            node = await asyncio.wait_for(loop.run_in_executor(self._node_executor, read), NODE_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - unknown counts as schedulable
+            logger.debug("%s: could not read the Node %s (%s): taken as schedulable", self.identity, self.node_name,
+                         _describe(exc))
+            return False
+        cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+        if cordoned != self.cordoned:
+            logger.info("%s: the Node %s is %s", self.identity, self.node_name,
+                        "unschedulable: this replica will not lead" if cordoned else "schedulable again")
+        self.cordoned = cordoned
+        return cordoned
 
     async def release(self) -> None:
         """Give the Lease up (graceful stop), after this replica has stopped writing."""
@@ -198,6 +302,7 @@ class LeaderElector:
                 logger.warning("%s: could not release the Lease %s (%s); it expires in %gs",
                                self.identity, self.lease, _describe(exc), self.lease_duration)
         self._executor.shutdown(wait=False)
+        self._node_executor.shutdown(wait=False)
 
     async def _release(self, lease: dict[str, Any] | None) -> None:
         from kubernetes.client.rest import ApiException
@@ -225,6 +330,8 @@ class LeaderElector:
         lease = await self._call("get")
         now = loop.time()
         if lease is None:
+            if await self._node_unschedulable():
+                return self.retry_period
             started = loop.time()
             try:
                 created = await self._call("create", self._body(None))
@@ -241,6 +348,8 @@ class LeaderElector:
         expires = self._observed_at + duration
         if self.holder and self.holder != self.identity and now < expires:
             return max(0.05, min(self.retry_period, expires - now))
+        if await self._node_unschedulable():
+            return self.retry_period
         started = loop.time()
         try:
             taken = await self._call("replace", self._body(lease))
@@ -368,4 +477,4 @@ def _describe(exc: BaseException) -> str:
 
 
 __all__ = ["LeaderElector", "default_identity", "default_namespace", "LEASE_DURATION", "RENEW_DEADLINE",
-           "RENEW_INTERVAL", "RETRY_PERIOD"]
+           "RENEW_INTERVAL", "RETRY_PERIOD", "NODE_TIMEOUT"]

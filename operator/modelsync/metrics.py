@@ -5,9 +5,9 @@ Everything is registered in :data:`REGISTRY` (this process's own, with the ``pro
 operator's event loop (``--metrics-addr``, default ``:9090``):
 
 * ``GET /metrics`` — the Prometheus text format;
-* ``GET /readyz``  — 200 when this replica is ready for its role: the initial listing of every
-  watched resource is in its caches and, with leader election, it can reach the Lease (the
-  leader renews it, a standby could take it over); else 503. The JSON body says why;
+* ``GET /readyz``  — 200 when the initial listing of every watched resource is in this replica's
+  caches and, with leader election, it holds the Lease (renewing it, not stepping down): a
+  standby is never ready; else 503. The JSON body says why;
 * ``GET /leader``  — 200 only on the replica that holds the Lease (always, without election).
 
 Metrics are counted where they happen (the controller's observers, the registry transport's

@@ -58,6 +58,26 @@ def hns(kube: K8s, zsim: Sim) -> Iterator[str]:
     kube.delete_namespace(name)
 
 
+@pytest.fixture
+def nodes(kube: K8s) -> Iterator[tuple[str, str]]:
+    """Two Node objects (no kubelet behind them: what the operator reads is their spec)."""
+    names = (f"node-{uuid.uuid4().hex[:8]}", f"node-{uuid.uuid4().hex[:8]}")
+    for name in names:
+        kube.core.create_node({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}})
+    yield names
+    for name in names:
+        try:
+            kube.core.delete_node(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def cordon(kube: K8s, node: str, unschedulable: bool = True) -> None:
+    """What `kubectl cordon` (the first step of `kubectl drain`) and `kubectl uncordon` write."""
+    kube.core.patch_node(node, {"spec": {"unschedulable": unschedulable}})
+
+
 def zregistry(kube: K8s, ns: str, sim: Sim, name: str = "zstack", labels: dict[str, str] | None = None) -> None:
     kube.secret(f"{name}-creds", ns, {"accountName": "admin", "password": PASSWORD})
     kube.create({"kind": "ModelRegistry", "metadata": {"name": name, "labels": labels or {}}, "spec": {
@@ -66,13 +86,17 @@ def zregistry(kube: K8s, ns: str, sim: Sim, name: str = "zstack", labels: dict[s
 
 
 class Replica:
-    """One operator process with its own identity: POD_NAME, client certificate, metrics port."""
+    """One operator process with its own identity: POD_NAME, client certificate, metrics and
+    liveness ports, and NODE_NAME when it is given one."""
 
-    def __init__(self, cp: ControlPlane, identity: str, *args: str) -> None:
+    def __init__(self, cp: ControlPlane, identity: str, *args: str, node: str | None = None) -> None:
         self.identity = identity
         self.port = free_port()
-        self.op = OperatorProcess(cp.user_kubeconfig(identity, groups=["system:masters"]), env={"POD_NAME": identity},
+        self.health_port = free_port()
+        env = {"POD_NAME": identity, **({"NODE_NAME": node} if node else {})}
+        self.op = OperatorProcess(cp.user_kubeconfig(identity, groups=["system:masters"]), env=env,
                                   args=("--leader-election", f"--metrics-addr=127.0.0.1:{self.port}",
+                                        f"--liveness=http://127.0.0.1:{self.health_port}/healthz",
                                         "--log-format=json", *args))
 
     def start(self) -> "Replica":
@@ -95,6 +119,28 @@ class Replica:
                 last = exc
             time.sleep(0.2)
         raise TimeoutError(f"{self.identity}: /readyz not 200 after {timeout}s: {last}\n{self.op.log()[-3000:]}")
+
+    def wait_standing_by(self, timeout: float = 60) -> dict[str, Any]:
+        """/readyz once this replica's caches are listed and it reaches the Lease without holding
+        it: 503, and the body says why (a standby is never ready)."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                r = self.get("/readyz")
+                last = (r.status_code, r.text)
+                body = r.json()
+                if body.get("listed") and body.get("leaseReachable") and not body.get("leader"):
+                    assert r.status_code == 503, last
+                    return body
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.identity}: not a listed standby after {timeout}s: {last}\n{self.op.log()[-3000:]}")
+
+    def live(self) -> int:
+        """The status of kopf's liveness endpoint (the operator's probes)."""
+        return httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=5).status_code
 
     def sigterm(self) -> None:
         """SIGTERM, as the kubelet sends it, without waiting for the exit."""
@@ -163,8 +209,9 @@ def test_one_leader_the_standby_writes_nothing_and_takes_over_when_the_leader_is
     try:
         holder, _ = wait_holder(kube, "ha-kill", set(replicas), timeout=60)
         leader, standby = replicas[holder], replicas[({*replicas} - {holder}).pop()]
-        # both are ready for their role (warm caches); only the leader says it leads
-        assert leader.wait_ready()["leader"] is True and standby.wait_ready()["leader"] is False
+        # only the leader is ready; the standby has warm caches, is live, and is not ready
+        assert leader.wait_ready()["leader"] is True and standby.wait_standing_by()["leader"] is False
+        assert standby.live() == 200 and leader.live() == 200
         assert leader.get("/leader").status_code == 200 and standby.get("/leader").status_code == 503
         assert "modelsync_leader 1.0" in leader.get("/metrics").text
         assert "modelsync_leader 0.0" in standby.get("/metrics").text
@@ -199,7 +246,7 @@ def test_a_graceful_stop_releases_the_lease_and_the_standby_takes_over_at_once(
     holder, _ = wait_holder(kube, "ha-graceful", {"modelsync-c"}, timeout=60)
     d = Replica(cp, "modelsync-d", "--lease-name=ha-graceful").start()
     try:
-        d.wait_ready()
+        d.wait_standing_by()
         zregistry(kube, hns, zsim)
         kube.create(model("before", ["zstack"], **QWEN), hns)
         kube.wait_condition("Model", "before", hns, "Ready", timeout=30)
@@ -221,6 +268,101 @@ def test_a_graceful_stop_releases_the_lease_and_the_standby_takes_over_at_once(
         d.stop()
 
 
+def holder_stays(kube: K8s, name: str, holder: str, seconds: float) -> None:
+    """The Lease's holder is ``holder`` ("" when free) at every look for ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert (lease(kube, name).get("spec") or {}).get("holderIdentity", "") == holder, lease(kube, name)
+        time.sleep(0.2)
+
+
+def test_only_the_leader_is_ready_and_the_standby_turns_ready_when_the_leader_stops(cp: ControlPlane, kube: K8s) -> None:
+    # r1's Node does not exist: a Node that cannot be read counts as schedulable, never costs the Lease
+    r1 = Replica(cp, "modelsync-r1", "--lease-name=ha-ready", node=f"node-missing-{uuid.uuid4().hex[:8]}").start()
+    r2 = Replica(cp, "modelsync-r2", "--lease-name=ha-ready")
+    try:
+        wait_holder(kube, "ha-ready", {"modelsync-r1"}, timeout=60)
+        r2.start()
+        assert r1.wait_ready()["leader"] is True
+        standby = r2.wait_standing_by()
+        assert standby["holder"] == "modelsync-r1" and standby["listed"] is True
+        # through more than one renewal (5 s): the leader stays ready, the standby never is; both live
+        deadline = time.monotonic() + 7
+        while time.monotonic() < deadline:
+            assert r1.get("/readyz").status_code == 200
+            assert r2.get("/readyz").status_code == 503
+            time.sleep(0.5)
+        assert r1.live() == 200 and r2.live() == 200
+        assert (lease(kube, "ha-ready").get("spec") or {}).get("holderIdentity") == "modelsync-r1"
+
+        r1.sigterm()
+        stopped = time.monotonic()
+        assert r2.wait_ready(timeout=10)["leader"] is True
+        print(f"the standby's /readyz turned 200 {time.monotonic() - stopped:.2f}s after SIGTERM to the leader")
+        assert r1.op.proc.wait(20) == 0  # type: ignore[union-attr]
+    finally:
+        r1.stop()
+        r2.stop()
+
+
+def test_the_leader_hands_the_lease_over_while_its_node_is_cordoned(
+        cp: ControlPlane, kube: K8s, zsim: Sim, hns: str, nodes: tuple[str, str]) -> None:
+    """`kubectl drain` cordons the Node first: the leader there hands the Lease to the standby on
+    another Node and, no longer ready, can be evicted; it does not lead again while cordoned."""
+    node_g, node_h = nodes
+    g = Replica(cp, "modelsync-g", "--lease-name=ha-cordon", node=node_g).start()
+    h = Replica(cp, "modelsync-h", "--lease-name=ha-cordon", node=node_h)
+    try:
+        wait_holder(kube, "ha-cordon", {"modelsync-g"}, timeout=60)
+        h.start()
+        assert g.wait_ready()["node"] == node_g
+        h.wait_standing_by()
+        zregistry(kube, hns, zsim)
+        kube.create(model("before", ["zstack"], **QWEN), hns)
+        kube.wait_condition("Model", "before", hns, "Ready", timeout=30)
+
+        cordon(kube, node_g)
+        _, took = wait_holder(kube, "ha-cordon", {"modelsync-h"}, timeout=20)
+        handed = time.time()
+        print(f"cordoned: the standby held the Lease {took:.2f}s after the leader's Node was cordoned")
+        assert took < 12  # one renew tick (5 s), the release, one look of the standby (2 s)
+        assert h.wait_ready(timeout=10)["leader"] is True
+        r = g.get("/readyz")
+        assert r.status_code == 503, r.text
+        assert r.json()["leader"] is False and r.json()["nodeUnschedulable"] is True
+        assert g.get("/leader").status_code == 503 and g.live() == 200
+        assert g.op.proc is not None and g.op.proc.poll() is None  # still running, as a standby
+        assert "stepping down" in g.op.log() and "released the Lease" in g.op.log()
+        kube.create(model("during", ["zstack"], **QWEN), hns)
+        kube.wait_condition("Model", "during", hns, "Ready", timeout=15)
+        assert any("models/status" in w for w in audit_writes(cp, "modelsync-h", since=handed))
+        assert audit_writes(cp, "modelsync-g", since=handed) == []
+
+        # the Lease free and g's Node still cordoned: g does not take it
+        h.sigterm()
+        assert h.op.proc.wait(20) == 0  # type: ignore[union-attr]
+        wait_holder(kube, "ha-cordon", {""}, timeout=5)
+        holder_stays(kube, "ha-cordon", "", seconds=8)  # four looks of a standby
+        assert g.get("/readyz").status_code == 503
+
+        # uncordoned while h leads again: g leads only once h stops
+        h.start()
+        wait_holder(kube, "ha-cordon", {"modelsync-h"}, timeout=60)
+        cordon(kube, node_g, unschedulable=False)
+        holder_stays(kube, "ha-cordon", "modelsync-h", seconds=6)
+        assert g.get("/readyz").status_code == 503
+        h.wait_ready()
+        h.sigterm()
+        _, took = wait_holder(kube, "ha-cordon", {"modelsync-g"}, timeout=10)
+        assert took < 5
+        assert g.wait_ready(timeout=10)["leader"] is True
+        kube.create(model("after", ["zstack"], **QWEN), hns)
+        kube.wait_condition("Model", "after", hns, "Ready", timeout=15)
+    finally:
+        g.stop()
+        h.stop()
+
+
 def test_a_leader_that_cannot_renew_stops_writing_before_the_lease_can_be_taken(
         cp: ControlPlane, kube: K8s, zsim: Sim, hns: str) -> None:
     """Fencing by time: a leader frozen past its renew deadline (SIGSTOP: a long GC pause, a
@@ -229,7 +371,7 @@ def test_a_leader_that_cannot_renew_stops_writing_before_the_lease_can_be_taken(
     wait_holder(kube, "ha-fence", {"modelsync-e"}, timeout=60)
     f = Replica(cp, "modelsync-f", "--lease-name=ha-fence").start()
     try:
-        f.wait_ready()
+        f.wait_standing_by()
         zregistry(kube, hns, zsim)
         kube.create(model("one", ["zstack"], **QWEN), hns)
         kube.wait_condition("Model", "one", hns, "Ready", timeout=30)

@@ -68,9 +68,9 @@ def test_apply_k_installs_everything_on_an_empty_cluster(cp: ControlPlane, insta
 
 def test_deployment_shape(cp: ControlPlane, installed: subprocess.CompletedProcess[str]) -> None:
     dep = json.loads(cp.kubectl_run("get", "deployment", "modelsync", "-n", NS, "-o", "json").stdout)
-    # two replicas exclude each other with a Lease, so a rolling update may run three for a while
-    assert dep["spec"]["replicas"] == 2 and dep["spec"]["strategy"]["type"] == "RollingUpdate"
-    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    # only the Lease holder is ready, so a rolling update would wait forever on the old leader:
+    # Recreate stops the old pods (the leader releases the Lease) before starting new ones
+    assert dep["spec"]["replicas"] == 2 and dep["spec"]["strategy"] == {"type": "Recreate"}
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"health": 8080, "metrics": 9090}
@@ -82,12 +82,28 @@ def test_deployment_shape(cp: ControlPlane, installed: subprocess.CompletedProce
     assert anti["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
     env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in c["env"]}
     assert env["POD_NAME"] == "metadata.name" and env["POD_NAMESPACE"] == "metadata.namespace"
+    assert env["NODE_NAME"] == "spec.nodeName"  # the leader steps down while its Node is cordoned
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65532
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_the_disruption_budget_as_the_apiserver_stores_it(cp: ControlPlane,
+                                                          installed: subprocess.CompletedProcess[str]) -> None:
+    """The apiserver keeps unhealthyPodEvictionPolicy (it drops fields it does not serve): a standby,
+    never Ready, stays evictable, and the one Ready pod (the leader) is the one the budget protects."""
+    pdb = json.loads(cp.kubectl_run("get", "pdb", "modelsync", "-n", NS, "-o", "json").stdout)
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+def test_the_cluster_role_reads_nodes_with_get_only(cp: ControlPlane) -> None:
+    role = _find(_built(ROOT / "deploy", cp), "ClusterRole", "modelsync")
+    rules = [r for r in role["rules"] if "nodes" in r["resources"]]
+    assert rules == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]
 
 
 def test_selectors_and_ports_agree(cp: ControlPlane) -> None:
@@ -104,6 +120,7 @@ def test_selectors_and_ports_agree(cp: ControlPlane) -> None:
     assert [(p["name"], p["targetPort"]) for p in svc["spec"]["ports"]] == [("metrics", "metrics")]
     pdb = _find(objs, "PodDisruptionBudget")
     assert pdb["spec"]["maxUnavailable"] == 1 and selects(pdb["spec"]["selector"]["matchLabels"])
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     netpol = _find(objs, "NetworkPolicy")
     assert selects(netpol["spec"]["podSelector"]["matchLabels"]) and netpol["spec"]["policyTypes"] == ["Ingress"]
     (rule,) = netpol["spec"]["ingress"]
@@ -124,6 +141,11 @@ def test_selectors_and_ports_agree(cp: ControlPlane) -> None:
     ("watch", "leases.coordination.k8s.io", NS, True),
     ("create", "leases.coordination.k8s.io", "kube-system", False),
     ("delete", "leases.coordination.k8s.io", NS, False),
+    ("get", "nodes", None, True),
+    ("list", "nodes", None, False),
+    ("watch", "nodes", None, False),
+    ("patch", "nodes", None, False),
+    ("update", "nodes", None, False),
     ("create", "secrets", None, False),
     ("delete", "models.modelsync.io", None, False),
     ("create", "pods", NS, False),

@@ -247,7 +247,12 @@ class Store:
         obj = self.controller.objects.get(key)
         if obj is None:
             obj = slim(await self.fallback.registry(kind, name, namespace))
-            self.controller.objects.setdefault(key, obj)
+            if key not in self.controller.objects:
+                self.controller.objects[key] = obj
+                # read before its watch listed it (that watch may be retrying): the listing will
+                # find it cached and unchanged, so this is the registry's one chance to be checked
+                self.controller.queue.add(key)
+            obj = self.controller.objects[key]
         return obj
 
     async def model_service(self, name: str, namespace: str) -> Mapping[str, Any]:

@@ -76,6 +76,13 @@ def synced(kube: K8s, zsim: Sim, op: OperatorProcess) -> str:
     kube.wait_condition("Model", "qwen", ns, "Ready", timeout=30)
     kube.wait_condition("ModelRegistry", "zstack", ns, "Ready", timeout=30)
     kube.wait_condition("Model", "orphan", ns, "Synced", status="False", timeout=30)
+    # resources can be Ready before every watch has listed (a fresh apiserver answers a first
+    # list with 429 "storage is (re)initializing" and kopf retries after a second): wait for
+    # readiness, which says every listing is done
+    deadline = time.monotonic() + 30
+    while httpx.get(f"http://127.0.0.1:{Ports.metrics}/readyz", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "the operator's watches did not list within 30 s"
+        time.sleep(0.2)
     return ns
 
 

@@ -167,3 +167,31 @@ async def test_objects_in_sync_at_start_are_spread_over_the_resync_interval() ->
     dues = sorted(d - now for d in c.queue._due.values())
     assert len(dues) == 200 and dues[0] >= 0 and dues[-1] <= 100
     assert dues[100] > 25 and dues[100] < 75  # spread, not bunched
+
+
+async def test_a_registry_read_before_its_watch_listed_it_is_still_checked() -> None:
+    """A Model's reconcile reads its registry through the Store before the registries' watch
+    has listed (that watch may be retrying a 429): the registry must be queued then, since the
+    listing later finds it cached and unchanged and queues nothing."""
+    from modelsync.controller import Store
+
+    registry = {"kind": "ModelRegistry", "metadata": {"name": "r", "namespace": "ns", "uid": "u-r", "generation": 1,
+                                                      "resourceVersion": "5"}, "spec": {}}
+
+    class Reader:
+        gets = 0
+
+        async def registry(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
+            Reader.gets += 1
+            return registry
+
+    c = Controller(Reconciler(), writer=None, workers=1, resync=3600)  # type: ignore[arg-type]
+    store = Store(c, Reader())  # type: ignore[arg-type]
+    key = Key("ModelRegistry", "ns", "r")
+    assert (await store.registry("ModelRegistry", "r", "ns"))["metadata"]["uid"] == "u-r"
+    assert key in c.queue._due
+    c.queue.discard(key)
+    await store.registry("ModelRegistry", "r", "ns")
+    assert Reader.gets == 1 and key not in c.queue._due  # cached now: no second read, no second check
+    c.observe("ModelRegistry", None, registry)  # the listing arrives
+    assert c.objects[key]["metadata"]["resourceVersion"] == "5"

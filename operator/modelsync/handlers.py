@@ -24,8 +24,8 @@ Settings chosen on purpose (see kopf's docs on configuration):
 * ``--selector`` becomes a server-side label selector of the four modelsync.io watches
   (``settings.watching.label_selectors``): a shard sees only its own objects; Secrets are
   not filtered (registries of any shard may name them);
-* httpx's and httpcore's loggers stay at WARNING: at INFO they print request
-  URLs, and a URL may carry what it should not.
+* the HTTP libraries' client loggers (httpx, httpcore, aiohttp) stay at WARNING: at INFO
+  httpx prints request URLs, and a URL may carry what it should not.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ DEFAULTS = {"leader_election": False, "lease_name": "modelsync", "lease_namespac
             "metrics_addr": ":9090", "default_deletion_policy": DEFAULT_DELETION_POLICY,
             "node_name": os.environ.get("NODE_NAME") or None}
 
-for _name in ("httpx", "httpcore", "hpack"):
+for _name in ("httpx", "httpcore", "hpack", "aiohttp.client", "aiohttp.internal"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 

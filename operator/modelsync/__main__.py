@@ -21,18 +21,10 @@ import os
 import sys
 import time
 
+from . import version
+
 #: the simulators ``modelsync simulate`` knows (see modelsync.simulators.SIMULATORS)
 VENDORS = ("zstack", "nemo", "instill")
-
-
-def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
-
-    try:
-        return dist_version("modelsync")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 #: plain log lines: UTC time (ISO 8601, milliseconds), level, logger, message

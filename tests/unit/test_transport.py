@@ -756,6 +756,7 @@ async def test_pool_sends_bodies_and_headers_and_never_follows_redirects() -> No
             assert reply.body == {"path": "/v1/models", "query": "a=1", "body": '{"name":"x"}',
                                   "type": "application/json"}
             assert seen[-1].headers["Authorization"] == "Bearer t0ken"
+            assert seen[-1].headers["User-Agent"] == http.USER_AGENT and http.USER_AGENT.startswith("modelsync/")
             with pytest.raises(Terminal) as info:
                 await t.request("GET", "/redirect", what="read")
             assert info.value.reason == "RegistryMisconfigured"

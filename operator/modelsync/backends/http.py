@@ -81,6 +81,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import httpx
 
+from .. import version
 from ..redact import scrub
 from .base import (
     BackendError, CredentialsInvalid, CredentialsRejected, Recoverable, RegistryConnection, Terminal,
@@ -204,6 +205,8 @@ def text_detail(text: str, limit: int = 200) -> str:
     return text
 
 
+#: sent with every request (some gateways refuse requests without one)
+USER_AGENT = f"modelsync/{version()}"
 #: request headers aiohttp computes itself from the body and URL
 _COMPUTED = frozenset({"host", "content-length", "transfer-encoding"})
 
@@ -310,7 +313,7 @@ class Transport:
         self._accepted = accepted
         self._secrets = secrets
         self._credentials_hint = credentials_hint
-        self._headers = dict(headers or {})
+        self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._given = transport
         self._client: httpx.AsyncBaseTransport | None = None
         self._base = conn.endpoint.rstrip("/")

@@ -13,6 +13,8 @@ Phases, each in its own namespace with the operator watching only that namespace
 2. burst: ModelSync syncs N Models + N ModelServices created at once; time to all
    Ready, apiserver writes per created object (status patches and Events, from the
    audit log), registry requests, request timeouts in the operator log.
+   Both phases print the CPU each process spent (etcd, kube-apiserver, the operator,
+   the simulator): what the ratio between them is made of.
 3. latency: the same with 10 ms added to every simulator request.
 4. restart: the operator restarted over the 2N Ready objects: time to settle and the
    writes it makes; then unchanged resyncs (short interval): writes, registry GETs and
@@ -133,6 +135,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+class CpuMeter:
+    """CPU seconds each process spent between :meth:`start` and :meth:`stop`, as table rows."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.before: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self, table: dict[str, Any], prefix: str, label: str) -> None:
+        for name, pid in self.pids.items():
+            key = f"{prefix}_cpu_{name.replace('-', '_')}_s"
+            row(table, key, round(cpu_seconds(pid) - self.before[name], 1), f"{label}: CPU of {name} (s)")
+
+
 def model(name: str) -> dict[str, Any]:
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Model", "metadata": {"name": name}, "spec": {
         "registries": [{"name": "z"}], "installPath": f"/models/{name}", "description": "v1", "vendor": "bench",
@@ -228,10 +246,13 @@ def floor(cp: ControlPlane, k8s: K8s, n: int, table: dict[str, Any]) -> None:
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         time.sleep(3)
+        meter = CpuMeter({**cp.pids, "operator": proc.pid})
+        meter.start()
         start = time.monotonic()
         create_all(k8s, ns, [model(f"m{i:05d}") for i in range(n)] + [service(f"s{i:05d}") for i in range(n)])
         took = wait_ready(k8s, ns, 2 * n, start, 600)
         row(table, "floor_all_ready_s", round(took, 1) if took else None, f"no-op kopf operator: {2 * n} Ready (s)")
+        meter.stop(table, "floor", "no-op kopf operator")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
@@ -248,9 +269,12 @@ def burst(cp: ControlPlane, k8s: K8s, audit: Audit, sim: Simulator, ns: str, n: 
     time.sleep(2)
     sim.clear()
     audit.mark()
+    meter = CpuMeter({**cp.pids, "simulator": sim.proc.pid, "operator": op.proc.pid})  # type: ignore[union-attr]
+    meter.start()
     start = time.monotonic()
     made = create_all(k8s, ns, [model(f"m{i:05d}") for i in range(n)] + [service(f"s{i:05d}") for i in range(n)])
     took = wait_ready(k8s, ns, 2 * n, start, 900)
+    meter.stop(table, prefix, prefix)
     time.sleep(2)
     counts = audit.count("modelsync")
     journal = sim.journal()

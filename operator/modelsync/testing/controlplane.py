@@ -174,6 +174,11 @@ class ControlPlane:
         assert self.workdir is not None, "not started"
         return self.workdir / "kubeconfig"
 
+    @property
+    def pids(self) -> dict[str, int]:
+        """The running processes by name (``etcd``, ``kube-apiserver``): for benchmarks' CPU accounting."""
+        return {name: proc.pid for name, proc in zip(("etcd", "kube-apiserver"), self._procs)}
+
     def start(self) -> "ControlPlane":
         bins = self.bin_dir
         if self._given_workdir:

@@ -36,8 +36,8 @@ import collections
 import contextlib
 import dataclasses
 import heapq
-import math
 import logging
+import math
 import random
 import re
 import time

@@ -210,10 +210,9 @@ class BackendPool:
         self.reader = reader
         self._backends: dict[str, tuple[str, Backend]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
-        #: (kind, namespace, name) → (uid and generation, parsed spec)
-        self._specs: dict[tuple[str, str, str], tuple[list[str], Any]] = {}
-        #: (kind, namespace, name) → (uid, generation and Secret versions, connection, fingerprint)
-        self._conns: dict[tuple[str, str, str], tuple[list[str], RegistryConnection, str]] = {}
+        #: (kind, namespace, name) → (uid, generation and Secret versions, parsed spec, connection,
+        #: fingerprint); the spec holds while uid and generation (the first two versions) do
+        self._conns: dict[tuple[str, str, str], tuple[list[str], Any, RegistryConnection, str]] = {}
         self._lock = asyncio.Lock()
 
     def limit(self, backend: Backend) -> asyncio.Semaphore:
@@ -229,9 +228,9 @@ class BackendPool:
     async def connection(self, ref: api.RegistryRef, namespace: str) -> tuple[RegistryConnection, str]:
         """The registry as a connection, plus a fingerprint of everything it came from.
 
-        Called on every reconcile, so the parsed spec is kept per registry uid and generation,
-        and the connection per fingerprint inputs: an unchanged registry costs two cache
-        lookups, not a validation and a hash."""
+        Called on every reconcile, so one cache entry per registry keeps the parsed spec (while
+        uid and generation hold) and the connection (while the Secrets' versions hold too): an
+        unchanged registry costs a lookup, not a validation and a hash."""
         try:
             obj = await self.reader.registry(ref.kind, ref.name, namespace)
         except NotFound as exc:
@@ -243,16 +242,15 @@ class BackendPool:
         # deleted and recreated under the same name (generation 1 again) is another registry
         meta = obj.get("metadata", {})
         versions = [f"uid:{meta.get('uid')}", f"generation:{meta.get('generation')}"]
-        parsed = self._specs.get(ident)
-        if parsed is not None and parsed[0] == versions:
-            spec = parsed[1]
+        built = self._conns.get(ident)
+        if built is not None and built[0][:2] == versions:
+            spec = built[1]
         else:
             try:
                 spec = api.parse_spec(ref.kind, obj.get("spec") or {})
             except pydantic.ValidationError as exc:
                 raise Recoverable(f"{ref.kind} {ref.name} is invalid: {api.describe_validation_error(exc)}",
                                   reason="RegistryInvalid") from None
-            self._specs[ident] = (list(versions), spec)
         raw: Mapping[str, str] = {}
         sref = spec.credentialsSecretRef
         sns = str(reg_ns or (sref.namespace if sref else ""))  # required on a ClusterModelRegistry
@@ -274,9 +272,8 @@ class BackendPool:
                 raise Recoverable(f"CA bundle of {ref.kind} {ref.name}: key {cref.key!r} missing in Secret {cref.name}",
                                   reason="SecretNotFound")
             versions.append(rv)
-        built = self._conns.get(ident)
         if built is not None and built[0] == versions:
-            return built[1], built[2]
+            return built[2], built[3]
         credentials = clean_credentials(raw, f"Secret {sns}/{sref.name}") if sref else {}
         key = f"ModelRegistry/{namespace}/{ref.name}" if ref.kind == "ModelRegistry" else f"ClusterModelRegistry/{ref.name}"
         conn = RegistryConnection(
@@ -285,7 +282,7 @@ class BackendPool:
             insecure_skip_verify=bool(spec.tls and spec.tls.insecureSkipVerify), timeout=spec.timeout_seconds(),
         )
         fingerprint = hashlib.sha256("/".join(versions).encode()).hexdigest()
-        self._conns[ident] = (versions, conn, fingerprint)
+        self._conns[ident] = (versions, spec, conn, fingerprint)
         return conn, fingerprint
 
     async def backend(self, ref: api.RegistryRef, namespace: str) -> tuple[Backend, str]:

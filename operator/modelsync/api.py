@@ -723,6 +723,18 @@ class Condition(_Schema):
     """When status last changed (RFC 3339)."""
 
 
+class NotSettableField(_Schema):
+    """A spec field the registry's API cannot set: not sent, never a failure; shown so a
+    user who set it can see where it went."""
+
+    field: str
+    """The spec field, e.g. spec.gpu.minMemory."""
+    message: str
+    """Why it cannot be set, naming the registry API that lacks it."""
+    registryValue: str | None = None
+    """What the registry reports for it, when it reports anything (JSON for non-strings)."""
+
+
 class RegistryStatus(_Schema):
     """The resource as one registry holds it."""
 
@@ -759,6 +771,9 @@ class RegistryStatus(_Schema):
     unobservedFields: dict[str, str] | None = None
     """Fields the registry accepted but does not show back, each with a digest of the value
     sent: not compared again (and not sent again) until that spec value changes."""
+    notSettable: list[NotSettableField] | None = None
+    """Spec fields that are set but that this registry's API cannot set: never sent, never a
+    failure; each with why and, where the registry reports one, its own value."""
 
 
 class ResourceStatus(_Schema):

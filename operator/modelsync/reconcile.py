@@ -537,6 +537,8 @@ class Reconciler:
         }
         if unobserved:
             entry["unobservedFields"] = unobserved
+        if obs.not_settable:
+            entry["notSettable"] = [n.status() for n in obs.not_settable]
         if drift:
             entry["lastDrift"] = list(drift)
             event = ("Warning", "Drift", f"{', '.join(drift)} changed in {backend.name} registry {ref.name} "
@@ -571,6 +573,8 @@ class Reconciler:
                          lastSyncTime=previous.get("lastSyncTime") or now_rfc3339())
             if differs:
                 entry["differences"] = differs
+            if obs.not_settable:
+                entry["notSettable"] = [n.status() for n in obs.not_settable]
         event = None
         if not old or old.get("reason") != entry["reason"] or old.get("differences") != entry.get("differences"):
             if entry["reason"] != "Synced":

@@ -24,6 +24,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import email.utils
+import json
 import ssl
 import time
 import uuid
@@ -121,6 +122,30 @@ class Resource:
 
 
 @dataclasses.dataclass(frozen=True)
+class NotSettable:
+    """A spec field this registry's API has no way to set: it is never sent, and never fails
+    the resource or causes a write. The core shows it in ``status.registries[].notSettable`` so a
+    user who set it can see where it went (the registry's own value, when it reports one).
+
+    ``field`` is the spec path (``spec.gpu.minMemory``); ``why`` names the API that lacks it
+    (``ZStack AddModel and UpdateModel have no field for it``); ``registry_value`` is what the
+    registry reports for the same thing, or None when it reports nothing.
+    """
+
+    field: str
+    why: str
+    registry_value: Any = None
+
+    def status(self) -> dict[str, Any]:
+        """The entry of ``status.registries[].notSettable``."""
+        out: dict[str, Any] = {"field": self.field, "message": self.why}
+        if self.registry_value is not None:
+            value = self.registry_value
+            out["registryValue"] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
 class Observation:
     """What the registry holds for a resource, compared with what it should hold."""
 
@@ -132,6 +157,8 @@ class Observation:
     #: the desired wire value of each compared field (at least those in ``diff``), so the core
     #: can tell a field the registry accepted but does not echo back from a changed spec
     desired: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: spec fields that are set but that this registry's API cannot set (never in ``diff``)
+    not_settable: tuple[NotSettable, ...] = ()
 
     @property
     def up_to_date(self) -> bool:

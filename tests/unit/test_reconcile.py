@@ -4,12 +4,13 @@
 these pin down the decisions one by one.)"""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 import pytest
 
 from modelsync.backends.base import (
-    Backend, CredentialsRejected, Observation, Recoverable, RegistryConnection, Resource, Terminal,
+    Backend, CredentialsRejected, NotSettable, Observation, Recoverable, RegistryConnection, Resource, Terminal,
 )
 from modelsync.kube import NotFound
 from modelsync.reconcile import BackendPool, Reconciler, Retry, Stop, backoff
@@ -430,3 +431,43 @@ def test_a_secret_value_that_is_not_utf8_is_credentials_invalid() -> None:
     with pytest.raises(CredentialsInvalid) as err:
         clean_credentials(data, "Secret ns/s")
     assert "'token'" in err.value.message and "zq9" not in err.value.message
+
+
+class UnsettableBackend(MemoryBackend):
+    """A registry whose API has no field for spec.vendor: it reports its own value instead."""
+
+    def _unsettable(self, res: Resource) -> tuple[NotSettable, ...]:
+        if res.spec.vendor is None:
+            return ()
+        return (NotSettable("spec.vendor", "the memory API has no vendor field", registry_value="acme"),)
+
+    async def observe(self, res: Resource) -> Observation:
+        obs = await super().observe(res)
+        return dataclasses.replace(obs, not_settable=self._unsettable(res)) if obs.exists else obs
+
+
+@pytest.mark.parametrize("policy", ["Manage", "ObserveOnly"])
+async def test_not_settable_fields_are_shown_never_sent_nor_failed(policy: str) -> None:
+    backend = UnsettableBackend(CONN)
+    backend.store["u1"] = {"description": "one"}
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    b = body(kind_spec={"vendor": "someone", "managementPolicy": policy},
+             status={"registries": [{"name": "r", "kind": "ModelRegistry", "externalId": "u1"}]})
+    out = await r.reconcile("Model", b)
+    assert out.error is None
+    assert not [c for c in backend.calls if c.startswith(("create", "update"))]
+    entry = out.status_patch["registries"][0]
+    assert entry["synced"] is True and entry["reason"] == "Synced"
+    assert entry["notSettable"] == [
+        {"field": "spec.vendor", "message": "the memory API has no vendor field", "registryValue": "acme"}]
+    conds = {c["type"]: c["status"] for c in out.status_patch["conditions"]}
+    assert conds["Ready"] == "True" and conds["Stalled"] == "False"
+    # a resync of the same spec writes nothing, to the registry or to the resource
+    backend.calls.clear()
+    again = await r.reconcile("Model", merged(b, out.status_patch))
+    assert again.status_patch == {} and backend.calls == ["observe"]
+
+
+def test_not_settable_status_values_are_strings() -> None:
+    assert NotSettable("spec.gpu.recommendedCount", "no field", [1, 2]).status()["registryValue"] == "[1, 2]"
+    assert "registryValue" not in NotSettable("spec.license", "no field").status()

@@ -123,10 +123,14 @@ FULL = {
 @pytest.mark.parametrize("spec, nemo_extra, expected", [
     pytest.param({}, None, {}, id="minimal"),
     pytest.param({"description": "hello"}, None, {"description": "hello"}, id="description"),
-    pytest.param({"description": ""}, None, {}, id="empty-description-omitted"),
+    # empty means empty: the PATCH endpoint applies "", {} and [], so what the resource sets is sent;
+    # only a field left out (None) is not
+    pytest.param({"description": ""}, None, {"description": ""}, id="empty-description-sent"),
     pytest.param(
-        {"nemo": {"custom_fields": {}, "model_providers": [], "base_model": None}}, None, {},
-        id="empty-nemo-values-omitted"),
+        {"nemo": {"custom_fields": {}, "model_providers": [], "base_model": "", "prompt": {}, "ownership": {}}},
+        None, {"model_providers": [], "base_model": "", "prompt": {}, "ownership": {}},
+        id="empty-nemo-values-sent"),
+    pytest.param({"nemo": {"base_model": None}}, None, {}, id="absent-not-sent"),
     pytest.param(FULL, None, {
         "description": "Llama 3.1 8B", "fileset": "default/llama-fs", "base_model": "default/base",
         "finetuning_type": "lora", "api_endpoint": {"url": "http://nim:8000/v1", "model_id": "meta/llama"},
@@ -243,9 +247,17 @@ def test_inventory_masks_api_key() -> None:
 # ---------------------------------------------------------------- against the simulator
 
 
+#: a Hugging Face config.json: what the simulator's model-spec job reads from a fileset
+HF_CONFIG = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+             "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
+             "tie_word_embeddings": False, "torch_dtype": "bfloat16", "max_position_embeddings": 131072}
+FILESETS = {"default/fs": {"README.md": "no config"}, "default/llama-fs": {"README.md": "x"},
+            "default/ckpt": {"config.json": HF_CONFIG}}
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, Any]]:
-    app = sim.create_app()
+    app = sim.create_app(filesets=FILESETS, job_delay=0.05)
     with serve_in_thread(app) as url:
         yield url, app
 
@@ -301,7 +313,10 @@ async def test_update_sends_only_changed_fields(backend: nemo.NemoBackend, admin
     (patch,) = writes(admin)
     assert patch["method"] == "PATCH" and patch["path"] == f"{MODELS}/{name}"
     assert set(patch["body"]) == {"description", "custom_fields", "spec"}
-    assert patch["body"]["spec"] == {**SPEC, "precision": "fp16"}  # spec sent whole
+    # spec is replaced whole by the endpoint: sent as the registry's spec with ours laid over it
+    sent = patch["body"]["spec"]
+    assert {k: sent[k] for k in SPEC} == {**SPEC, "precision": "fp16"}
+    assert {k: v for k, v in sent.items() if k not in SPEC} == {"is_embedding_model": False}  # the server's default
     assert inv["description"] == "v2" and inv["custom_fields"]["a"] == "2"
     assert inv["custom_fields"]["other"] == "keep" and inv["custom_fields"][nemo.OWNER_KEY] == marker()
     assert (await backend.observe(changed)).diff == ()
@@ -430,7 +445,8 @@ async def test_delete_and_delete_again(backend: nemo.NemoBackend, admin: httpx.C
 
 
 async def test_missing_workspace(server: tuple[str, Any], admin: httpx.Client) -> None:
-    """A 404 on create means the workspace is missing: the registry's fault, as check() says too."""
+    """The platform answers a create in a missing workspace with 422 and a list with 500; asked,
+    the entity store says 404: the registry's fault (RegistryMisconfigured), not the spec's."""
     b = nemo.NemoBackend(conn(server[0], settings={"workspace": "ghost"}))
     try:
         assert not (await b.observe(model())).exists
@@ -551,3 +567,170 @@ async def test_headers_and_tls_settings(monkeypatch: pytest.MonkeyPatch) -> None
     session = b.transport._http()._open()  # type: ignore[attr-defined]
     assert session.connector._ssl is False and session.timeout.sock_read == 12.0
     await b.aclose()
+
+
+# ---------------------------------------------------------------- what the platform's server does (issue 14)
+
+
+async def test_empty_values_reach_the_registry(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    """Empty means empty: "", {} and [] set in the resource are sent and land; nothing absent is sent."""
+    res = model({"description": "old", "nemo": {
+        "base_model": "default/base", "model_providers": ["default/nim"], "prompt": {"system_prompt": "s"},
+        "ownership": {"team": "a"}, "custom_fields": {"team": "ml"}, "finetuning_type": "lora"}})
+    await backend.create(res)
+    name = nemo.entity_name(res, backend.conn)
+    emptied = model({"description": "", "nemo": {
+        "base_model": "", "model_providers": [], "prompt": {}, "ownership": {}, "custom_fields": {}}})
+    obs = await backend.observe(emptied)
+    assert set(obs.diff) == {"description", "base_model", "model_providers", "prompt", "ownership", "custom_fields"}
+    admin.delete("/_sim/requests").raise_for_status()
+    await backend.update(emptied, obs)
+    (patch,) = writes(admin)
+    body = patch["body"]
+    assert (body["description"], body["base_model"], body["model_providers"], body["prompt"], body["ownership"]) \
+        == ("", "", [], {}, {})
+    assert "finetuning_type" not in body  # left out of the resource: left as it is
+    assert set(body["custom_fields"]) == {nemo.OWNER_KEY, nemo.RESOURCE_KEY}  # only ModelSync's own keys
+    stored = admin.get(f"{MODELS}/{name}").json()
+    assert (stored["description"], stored["base_model"], stored["model_providers"], stored["ownership"]) \
+        == ("", None, [], {})
+    assert stored["prompt"]["system_prompt"] is None and stored["finetuning_type"] == "lora"
+    assert "team" not in stored["custom_fields"]
+    assert (await backend.observe(emptied)).diff == ()  # converged: no write repeated
+
+
+async def test_fields_nemo_cannot_set_are_reported_not_sent(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    spec = {**SPEC, "head_type": "causal_lm"}
+    res = model({"readme": "# hi", "defaultServiceRef": {"name": "vllm"}, "nemo": {"spec": spec}})
+    await backend.create(res)
+    (post,) = writes(admin)
+    assert "head_type" not in post["body"]["spec"] and "readme" not in str(post["body"])
+    obs = await backend.observe(res)
+    assert obs.diff == ()
+    reported = {n.field: n.why for n in obs.not_settable}
+    assert set(reported) == {"spec.readme", "spec.defaultServiceRef", "spec.nemo.spec.head_type"}
+    assert "head_type" in reported["spec.nemo.spec.head_type"] and "schemas.py" in reported["spec.readme"]
+    assert (await backend.observe(model())).not_settable == ()
+
+
+async def test_minimum_gpus_sent_never_compared(server: tuple[str, Any], backend: nemo.NemoBackend,
+                                                admin: httpx.Client) -> None:
+    """Reads return spec.minimum_gpus_* as null: sent with spec, stored, and no perpetual diff."""
+    res = model(nemo_extra={"spec": {**SPEC, "minimum_gpus_lora": 1, "minimum_gpus_all_weights": 4}})
+    await backend.create(res)
+    name = nemo.entity_name(res, backend.conn)
+    assert server[1]["nemo"].models["default"][name]["spec"]["minimum_gpus_all_weights"] == 4
+    assert admin.get(f"{MODELS}/{name}").json()["spec"]["minimum_gpus_all_weights"] is None
+    assert (await backend.observe(res)).diff == ()
+
+
+def _wait_jobs(app: Any) -> None:
+    deadline = time.monotonic() + 5
+    while app["nemo"].pending_jobs() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not app["nemo"].pending_jobs()
+
+
+async def test_fileset_job_output_is_kept_when_spec_is_written(server: tuple[str, Any], backend: nemo.NemoBackend,
+                                                               admin: httpx.Client) -> None:
+    """A fileset starts the model-spec job, which replaces spec whole. The user's own spec keys
+    are set back once; what the job filled in that the user did not set survives the write."""
+    app = server[1]
+    mine = {**SPEC, "family": "mine"}  # no context_size: the job's value must survive
+    res = model({"nemo": {"fileset": "default/ckpt"}}, nemo_extra={"spec": mine})
+    await backend.create(res)
+    name = nemo.entity_name(res, backend.conn)
+    _wait_jobs(app)
+    assert admin.get(f"{MODELS}/{name}").json()["spec"]["family"] == "llama"  # the job's
+    obs = await backend.observe(res)
+    assert obs.diff == ("spec",)
+    admin.delete("/_sim/requests").raise_for_status()
+    await backend.update(res, obs)
+    patch = [w for w in writes(admin)]
+    assert len(patch) == 1 and set(patch[0]["body"]) == {"spec"}
+    assert patch[0]["body"]["spec"]["family"] == "mine"
+    assert patch[0]["body"]["spec"]["context_size"] == 131072  # the job's, kept
+    assert len(app["nemo"].jobs) == 1  # the same fileset and a spec: no new job
+    assert (await backend.observe(res)).diff == ()
+    stored = admin.get(f"{MODELS}/{name}").json()["spec"]
+    assert stored["family"] == "mine" and stored["context_size"] == 131072
+
+
+async def test_fileset_only_lets_the_job_own_spec(server: tuple[str, Any], backend: nemo.NemoBackend,
+                                                  admin: httpx.Client) -> None:
+    res = model({"nemo": {"fileset": "default/ckpt"}})
+    await backend.create(res)
+    _wait_jobs(server[1])
+    admin.delete("/_sim/requests").raise_for_status()
+    assert (await backend.observe(res)).diff == ()  # the job's spec is not ours to compare
+    assert writes(admin) == []
+
+
+async def test_missing_fileset_is_invalid_spec_naming_it(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+    with pytest.raises(Terminal) as ei:
+        await backend.create(model({"nemo": {"fileset": "default/not-there"}}))
+    assert ei.value.reason == "InvalidSpec" and ei.value.fields == ("spec.nemo.fileset",)
+    assert "HTTP 400" in str(ei.value) and "default/not-there" in str(ei.value)
+
+
+async def test_trust_remote_code_403_is_invalid_spec_not_credentials() -> None:
+    with serve_in_thread(sim.create_app(trust_remote_code_permission=False)) as url:
+        b = nemo.NemoBackend(conn(url))
+        try:
+            with pytest.raises(Terminal) as ei:
+                await b.create(model({"nemo": {"trust_remote_code": True}}))
+            assert not isinstance(ei.value, CredentialsRejected)
+            assert ei.value.reason == "InvalidSpec" and ei.value.fields == ("spec.nemo.trust_remote_code",)
+            assert "HTTP 403" in str(ei.value) and "trust_remote_code" in str(ei.value)
+            assert await b.check()  # the token (none here) is fine: the registry stays Ready
+        finally:
+            await b.aclose()
+
+
+async def test_other_403_is_still_credentials_rejected() -> None:
+    def deny(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"detail": "Forbidden"})
+
+    b = nemo.NemoBackend(conn(), transport=httpx.MockTransport(deny))
+    try:
+        with pytest.raises(CredentialsRejected):
+            await b.create(model())
+    finally:
+        await b.aclose()
+
+
+@pytest.mark.parametrize("workspace_reply, expected", [
+    (httpx.Response(200, json={"name": "default"}), "RegistryUnavailable"),  # the workspace exists: a real 500
+    (httpx.Response(404, json={"detail": "Not Found"}), "RegistryUnavailable"),  # no entities route: cannot tell
+    (httpx.Response(404, json={"detail": "Workspace 'default' not found"}), "RegistryMisconfigured"),
+])
+async def test_list_500_asks_the_entity_store(workspace_reply: httpx.Response, expected: str) -> None:
+    def reply(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith(nemo.WORKSPACES_PATH):
+            return workspace_reply
+        return httpx.Response(500, json={"detail": "Failed to list model entities"})
+
+    b = nemo.NemoBackend(conn(), transport=httpx.MockTransport(reply))
+    try:
+        with pytest.raises(base.BackendError) as ei:
+            await b.check()
+        assert ei.value.reason == expected
+        assert "HTTP 500" in str(ei.value)
+    finally:
+        await b.aclose()
+
+
+async def test_api_key_set_in_nemo_survives_an_endpoint_change(backend: nemo.NemoBackend,
+                                                               admin: httpx.Client) -> None:
+    """api_endpoint is replaced whole by PATCH: a key set in NeMo must be sent back, not dropped."""
+    res = model({"nemo": {"api_endpoint": {"url": "http://nim-a:8000/v1", "model_id": "m"}}})
+    await backend.create(res)
+    name = nemo.entity_name(res, backend.conn)
+    admin.patch(f"{MODELS}/{name}", json={"api_endpoint": {"url": "http://nim-a:8000/v1", "model_id": "m",
+                                                           "api_key": "sk-kept"}}).raise_for_status()
+    moved = model({"nemo": {"api_endpoint": {"url": "http://nim-b:8000/v1", "model_id": "m"}}})
+    obs = await backend.observe(moved)
+    assert obs.diff == ("api_endpoint",) and obs.inventory["api_endpoint"]["api_key"] == "***"  # type: ignore[index]
+    await backend.update(moved, obs)
+    stored = admin.get(f"{MODELS}/{name}").json()["api_endpoint"]
+    assert stored["url"] == "http://nim-b:8000/v1" and stored["api_key"] == "sk-kept"

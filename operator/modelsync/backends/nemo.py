@@ -1,17 +1,28 @@
 """NVIDIA NeMo platform (Entity Store / Models service) backend: ``Model`` only.
 
-Wire API (workspace API of the NeMo platform, ``/apis/models/v2``)::
+Wire API (workspace API of the NeMo platform, ``/apis/models/v2``; the server is
+``NVIDIA-NeMo/nemo-platform``, ``services/core/models``)::
 
     POST   /apis/models/v2/workspaces/{workspace}/models          201 -> ModelEntity
     GET    /apis/models/v2/workspaces/{workspace}/models/{name}   200 -> ModelEntity
     PATCH  /apis/models/v2/workspaces/{workspace}/models/{name}   200 -> ModelEntity
     DELETE /apis/models/v2/workspaces/{workspace}/models/{name}   204
+    GET    /apis/entities/v2/workspaces/{workspace}               200, or 404 when it does not exist
 
-Errors are FastAPI-shaped: 422 ``{"detail": [{"loc", "msg", "type", ...}]}``,
-404/409 ``{"detail": "..."}``. They are classified by the shared status table
-(:mod:`modelsync.backends.http`); a 404 means "absent" for a read, a delete and an
-update's target, and "the workspace does not exist" (``RegistryMisconfigured``) for a
-create or the registry check.
+Errors are FastAPI-shaped: 422 ``{"detail": [{"loc", "msg", "type", ...}]}``, others
+``{"detail": "..."}``. They are classified by the shared status table
+(:mod:`modelsync.backends.http`) with two NeMo refinements: a 403 whose detail names
+``trust_remote_code``, a fileset or ``tool_call_plugin`` is a permission on the *content*
+(``InvalidSpec``), not a refused token; and a missing workspace, which the server answers
+with 422 on create and 500 on list, is told by asking the entity store for the workspace
+(``RegistryMisconfigured`` when it answers 404).
+
+What is sent: every field the resource *sets* (``""``, ``{}`` and ``[]`` included: the PATCH
+endpoint applies every field that is not null, so empty means empty); a field absent from the
+spec is never sent and the registry's value is left as it is. What cannot be sent is reported
+in ``Observation.not_settable`` (``readme``, ``defaultServiceRef``, ``spec.nemo.spec.head_type``).
+``spec.minimum_gpus_*`` are sent with ``spec`` but every read returns them null, so they are
+never compared.
 
 The entity is found by its *name* (unique per workspace), which is
 ``spec.nemo.name`` or a deterministic name derived from the resource (see
@@ -31,8 +42,10 @@ import httpx
 
 from .base import (
     Backend,
+    BackendError,
     Entry,
     NameTaken,
+    NotSettable,
     Observation,
     Recoverable,
     RegistryConnection,
@@ -44,6 +57,7 @@ from .base import (
 from .http import ABSENT, Outcome, Reply, Transport, VendorError
 
 API_PREFIX = "/apis/models/v2/workspaces"
+WORKSPACES_PATH = "/apis/entities/v2/workspaces"
 OWNER_KEY = "modelsync.io/owner"
 RESOURCE_KEY = "modelsync.io/resource"
 
@@ -55,6 +69,17 @@ MANAGED_FIELDS: tuple[str, ...] = (
 
 NAME_RE = re.compile(r"^[\w\-.]+$")
 DESCRIPTION_MAX = 1000
+
+#: ``spec`` members the server stores but every read returns as null
+#: (``model_entity_service._model_to_model_entity``): sent, never compared
+SPEC_READ_NULLED: tuple[str, ...] = ("minimum_gpus_all_weights", "minimum_gpus_lora")
+#: entity fields that hold an object the PATCH endpoint replaces whole
+OBJECT_FIELDS: tuple[str, ...] = ("spec", "api_endpoint", "prompt", "ownership", "custom_fields")
+#: words of a 403's detail that make it a refusal of the content (models.py, permissions.py)
+CONTENT_403 = {"trust_remote_code": "spec.nemo.trust_remote_code", "fileset": "spec.nemo.fileset",
+               "tool_call_plugin": "spec.nemo.spec"}
+
+_SOURCE = "nemo-platform services/core/models/src/nmp/core/models/schemas.py"
 
 #: Common Model fields without a NeMo counterpart, kept as custom_fields metadata.
 _COMMON_TO_CUSTOM: tuple[tuple[str, str], ...] = (
@@ -83,9 +108,13 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def _empty(value: Any) -> bool:
-    """What the PATCH endpoint treats as "keep the old value"."""
-    return value is None or value == "" or value == {} or value == []
+def _blank(value: Any) -> bool:
+    """A read value that holds nothing: null, ``""``, or an object / list of such."""
+    if isinstance(value, Mapping):
+        return all(_blank(v) for v in value.values())
+    if isinstance(value, list):
+        return not value
+    return value is None or value == ""
 
 
 def owner_marker(res: Resource, conn: RegistryConnection) -> str:
@@ -149,22 +178,23 @@ def _validate(body: Mapping[str, Any]) -> None:
 
 
 def desired_entity(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
-    """The create body for ``res``: ``name`` plus every managed field that has a value.
+    """The create body for ``res``: ``name`` plus every managed field the resource sets.
 
     Mapping:
 
     * ``spec.description`` → ``description``;
     * ``spec.nemo.{fileset, base_model, finetuning_type, api_endpoint,
       backend_format, prompt, ownership, model_providers, trust_remote_code,
-      spec}`` → the same wire fields;
+      spec}`` → the same wire fields (``spec.head_type`` is not sent: the server's
+      ModelSpec has no such member, see :func:`not_settable`);
     * ``spec.nemo.custom_fields`` → ``custom_fields``, merged with
       ``modelsync.io/*`` keys for the common fields that have no NeMo field
       (vendor, version, parameters, architecture, frameworkVersion, task,
       license, installPath, gpu), ``modelsync.io/resource`` (``ns/name``) and
       the ownership marker :data:`OWNER_KEY`; the ``modelsync.io/*`` keys win.
 
-    Empty values (``None``, ``""``, ``{}``, ``[]``) are left out: the PATCH
-    endpoint treats them as "keep the old value", so they could never converge.
+    A field set to an empty value (``""``, ``{}``, ``[]``) is sent as it is: the PATCH
+    endpoint applies it. A field left out of the resource (None) is not sent.
     Raises :class:`Terminal` for what the registry would reject.
     """
     if res.kind != "Model":
@@ -173,18 +203,20 @@ def desired_entity(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
     nemo = _dump(getattr(spec, "nemo", None)) or {}
     body: dict[str, Any] = {"name": entity_name(res, conn)}
     description = getattr(spec, "description", None)
-    if description:
+    if description is not None:
         body["description"] = description
     for field in ("spec", "finetuning_type", "fileset", "base_model", "api_endpoint", "backend_format",
                   "prompt", "ownership", "model_providers", "trust_remote_code"):
         value = nemo.get(field)
-        if not _empty(value):
+        if value is not None:
             body[field] = value
+    if isinstance(body.get("spec"), Mapping):
+        body["spec"] = {k: v for k, v in body["spec"].items() if k != "head_type"}
 
     custom: dict[str, Any] = dict(nemo.get("custom_fields") or {})
     for attr, key in _COMMON_TO_CUSTOM:
         value = getattr(spec, attr, None)
-        if value not in (None, ""):
+        if value is not None:
             custom[key] = value
     gpu = _dump(getattr(spec, "gpu", None))
     if gpu:
@@ -197,6 +229,30 @@ def desired_entity(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
     return body
 
 
+def exact_fields(res: Resource) -> frozenset[str]:
+    """Fields compared exactly rather than on the keys set: ``custom_fields`` when the resource
+    sets it to ``{}`` (the map then holds only ModelSync's own keys)."""
+    nemo = getattr(res.spec, "nemo", None)
+    return frozenset({"custom_fields"}) if getattr(nemo, "custom_fields", None) == {} else frozenset()
+
+
+def not_settable(res: Resource) -> tuple[NotSettable, ...]:
+    """Spec fields the resource sets that the NeMo API has no way to set."""
+    spec = res.spec
+    out: list[NotSettable] = []
+    if getattr(spec, "readme", None) is not None:
+        out.append(NotSettable("spec.readme", f"NeMo model entities have no readme field ({_SOURCE}: "
+                                              "CreateModelEntityRequest, UpdateModelEntityRequest)"))
+    if getattr(spec, "defaultServiceRef", None) is not None:
+        out.append(NotSettable("spec.defaultServiceRef", "NeMo has no model services: a model entity cannot "
+                                                         f"name a default service ({_SOURCE})"))
+    nemo_spec = _dump(getattr(getattr(spec, "nemo", None), "spec", None))
+    if isinstance(nemo_spec, Mapping) and nemo_spec.get("head_type") is not None:
+        out.append(NotSettable("spec.nemo.spec.head_type", "the NeMo server's ModelSpec has no head_type: it "
+                                                           f"ignores the member ({_SOURCE}: ModelSpec)"))
+    return tuple(out)
+
+
 def _norm_url(value: Any) -> Any:
     """pydantic ``AnyUrl`` as the registry stores it: lowercase scheme/host, ``/`` for an empty path."""
     if not isinstance(value, str):
@@ -206,8 +262,11 @@ def _norm_url(value: Any) -> Any:
 
 
 def _matches(desired: Any, actual: Any) -> bool:
-    """``actual`` holds ``desired``: objects compare on the keys we set, lists element-wise."""
+    """``actual`` holds ``desired``: objects compare on the keys we set, lists element-wise;
+    an empty object is matched only by one that holds nothing (``{}`` means empty)."""
     if isinstance(desired, Mapping):
+        if not desired:
+            return actual is None or _blank(actual)
         if not isinstance(actual, Mapping):
             return False
         return all(_matches(v, actual.get(k)) for k, v in desired.items())
@@ -219,13 +278,16 @@ def _matches(desired: Any, actual: Any) -> bool:
     return bool(desired == actual)
 
 
-def diff_entity(desired: Mapping[str, Any], entity: Mapping[str, Any]) -> tuple[str, ...]:
+def diff_entity(desired: Mapping[str, Any], entity: Mapping[str, Any],
+                exact: frozenset[str] = frozenset()) -> tuple[str, ...]:
     """Managed wire fields whose registry value does not hold the desired one.
 
     Only fields we set are compared; within objects (``custom_fields``,
     ``ownership``, ``spec``, ``api_endpoint``, ``prompt``) only the keys we set,
-    so keys the platform or other clients add (e.g. auto-populated spec
-    members) are not differences.
+    so keys the platform or other clients add (e.g. what the model-spec job
+    fills in) are not differences. Fields in ``exact`` must hold no other keys.
+    ``spec.minimum_gpus_*`` are never compared (every read returns null);
+    ``base_model: ""`` is stored as null.
     """
     out = []
     for field in MANAGED_FIELDS:
@@ -236,7 +298,13 @@ def diff_entity(desired: Mapping[str, Any], entity: Mapping[str, Any]) -> tuple[
             want = {**want, **({"url": _norm_url(want["url"])} if "url" in want else {})}
             if isinstance(have, Mapping) and "url" in have:
                 have = {**have, "url": _norm_url(have["url"])}
-        if not _matches(want, have):
+        if field == "spec" and isinstance(want, Mapping):
+            want = {k: v for k, v in want.items() if k not in SPEC_READ_NULLED}
+        if field == "base_model" and want == "":
+            want = None
+        if field in exact and isinstance(want, Mapping) and isinstance(have, Mapping) and set(have) - set(want):
+            out.append(field)
+        elif not _matches(want, have):
             out.append(field)
     return tuple(out)
 
@@ -275,9 +343,20 @@ def _detail(body: Any, text: str) -> tuple[str, tuple[str, ...]]:
 
 
 def parse_error(status: int, body: Any, text: str) -> VendorError:
-    """FastAPI's ``{"detail": ...}`` as the message and the fields a 422 names."""
+    """FastAPI's ``{"detail": ...}`` as the message and the fields a 422 names (or the spec
+    field a fileset or permission refusal is about)."""
     message, fields = _detail(body, text)
+    if not fields and status in (400, 403):
+        fields = tuple(f for word, f in CONTENT_403.items() if word in message.lower())
     return VendorError(message=message, fields=fields)
+
+
+def refine(status: int, error: VendorError) -> Outcome | None:
+    """A 403 about ``trust_remote_code``, a fileset or ``tool_call_plugin`` refuses the content
+    (api/v2/models.py answers PermissionError with 403): InvalidSpec, not CredentialsRejected."""
+    if status == 403 and any(word in error.message.lower() for word in CONTENT_403):
+        return Outcome.INVALID
+    return None
 
 
 class NemoBackend(Backend):
@@ -290,7 +369,7 @@ class NemoBackend(Backend):
         super().__init__(conn)
         self.workspace: str = str(conn.settings.get("workspace") or "default")
         self.transport = Transport(conn, backend=self.name, vendor="NeMo", auth=self._auth, parse_error=parse_error,
-                                   headers={"Accept": "application/json"}, transport=transport)
+                                   refine=refine, headers={"Accept": "application/json"}, transport=transport)
 
     # ------------------------------------------------------------ plumbing
 
@@ -314,8 +393,21 @@ class NemoBackend(Backend):
     def _workspace_missing(self, what: str, reply: Reply) -> Terminal:
         detail = (reply.error.message if reply.error else "") or "Not Found"
         return Terminal(self._safe(
-            f"NeMo {what}: HTTP 404: {detail} (workspace {self.workspace!r} not found: spec.nemo.workspace of "
-            f"registry {self.conn.name})"), reason="RegistryMisconfigured")
+            f"NeMo {what}: HTTP {reply.status}: {detail} (workspace {self.workspace!r} not found: "
+            f"spec.nemo.workspace of registry {self.conn.name})"), reason="RegistryMisconfigured")
+
+    async def _workspace_absent(self) -> bool:
+        """Whether the entity store says the workspace does not exist (its own 404 with a
+        ``detail`` other than FastAPI's bare route-not-found)."""
+        path = f"{WORKSPACES_PATH}/{urllib.parse.quote(self.workspace, safe='')}"
+        reply = await self._request("GET", path, f"get workspace {self.workspace}", accept=ABSENT)
+        return not reply.ok and bool(reply.error and reply.error.message) and reply.error.message != "Not Found"
+
+    async def _failed_in_workspace(self, what: str, reply: Reply) -> BackendError:
+        """A create's 404/422 or a list's 404/5xx: the workspace is missing, or the table's error."""
+        if await self._workspace_absent():
+            return self._workspace_missing(what, reply)
+        return self.transport.error(reply, f"NeMo {what}")
 
     def _where(self, name: str) -> str:
         return f"model {self.workspace}/{name}"
@@ -335,9 +427,10 @@ class NemoBackend(Backend):
                 f"set spec.nemo.name to another name, or spec.registries[].externalId: {name} to adopt it"
             )
 
-    async def _get(self, name: str) -> dict[str, Any] | None:
+    async def _get(self, name: str, *, verbose: bool = False) -> dict[str, Any] | None:
         what = f"get {self._where(name)}"
-        reply = await self._request("GET", self._models_path(name), what, accept=ABSENT)
+        reply = await self._request("GET", self._models_path(name), what, accept=ABSENT,
+                                    params={"verbose": "true"} if verbose else None)
         if not reply.ok:
             return None
         return self._json(reply, what)
@@ -360,9 +453,10 @@ class NemoBackend(Backend):
         return Observation(
             exists=True,
             external_id=name,
-            diff=diff_entity(desired, entity),
+            diff=diff_entity(desired, entity, exact_fields(res)),
             inventory=inventory_of(entity),
             desired=desired,
+            not_settable=not_settable(res),
         )
 
     async def create(self, res: Resource) -> Mapping[str, Any]:
@@ -371,7 +465,7 @@ class NemoBackend(Backend):
         name = desired["name"]
         what = f"create {self._where(name)}"
         reply = await self._request("POST", self._models_path(), what, json=desired,
-                                    accept=frozenset({Outcome.CONFLICT, Outcome.NOT_FOUND}))
+                                    accept=frozenset({Outcome.CONFLICT, Outcome.NOT_FOUND, Outcome.INVALID}))
         if reply.ok:
             return inventory_of(self._json(reply, what))
         if reply.outcome is Outcome.CONFLICT:
@@ -380,34 +474,45 @@ class NemoBackend(Backend):
                 raise Recoverable(self._safe(f"NeMo {what}: name conflict, but the model is gone; retrying"))
             self._check_owner(res, entity, name)
             return inventory_of(entity)  # ours (e.g. a retried create): adopt
-        raise self._workspace_missing(what, reply)
+        if reply.outcome is Outcome.INVALID and not (reply.status == 422 and isinstance(
+                (reply.body or {}).get("detail") if isinstance(reply.body, Mapping) else None, str)):
+            raise self.transport.error(reply, f"NeMo {what}")  # content: the schema's 422 list, a 400
+        # the entity store answers a create in a missing workspace with a 422 whose detail is text
+        raise await self._failed_in_workspace(what, reply)
 
     async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         """PATCH the fields named in ``obs.diff`` with their desired values.
 
-        The PATCH endpoint keeps the old value of every absent or empty field
-        (``null``, ``""``, ``{}``, ``[]``), so *clearing* a field is not
-        expressible: removing e.g. ``spec.nemo.base_model`` or a custom field
-        from the resource leaves the registry's value in place (and the desired
-        state never names empty values, so it is not reported as drift).
-        ``spec`` is always sent whole (NeMo validates all its required members);
-        ``custom_fields`` is sent as the registry's current map with our keys
-        laid over it, because the endpoint replaces the whole map and keys that
-        others added must survive.
+        The PATCH endpoint applies every field that is not null, and replaces an object
+        (``spec``, ``api_endpoint``, ``prompt``, ``ownership``, ``custom_fields``) whole. So an
+        object is sent as the registry's current one with the resource's keys laid over it:
+        keys others added survive, and so does what the model-spec job wrote into ``spec``
+        after a fileset was set (read with ``verbose=true``, so ``linear_layers`` is kept). An
+        object the resource sets to ``{}`` is sent as ``{}``, and empties it (``custom_fields``
+        then keeps only ModelSync's keys). A field removed from the resource is not sent.
         """
         self._require_model(res)
         desired = desired_entity(res, self.conn)
         name = desired["name"]
         what = f"update {self._where(name)}"
+        current: Mapping[str, Any] = obs.inventory or {}
+        masked_key = isinstance(current.get("api_endpoint"), Mapping) and current["api_endpoint"].get("api_key")
+        if "spec" in obs.diff or ("api_endpoint" in obs.diff and masked_key):
+            current = await self._get(name, verbose=True) or current  # what a write must keep, unmasked
+        exact = exact_fields(res)
         body: dict[str, Any] = {}
         for field in obs.diff:
             if field not in desired:
                 continue
-            if field == "custom_fields":
-                current = (obs.inventory or {}).get("custom_fields") or {}
-                body[field] = {**current, **desired[field]}
+            want = desired[field]
+            have = current.get(field)
+            if field in OBJECT_FIELDS and isinstance(want, Mapping) and want and field not in exact \
+                    and isinstance(have, Mapping):
+                kept = {k: v for k, v in have.items() if v is not None
+                        and not (field == "spec" and k in SPEC_READ_NULLED)}
+                body[field] = {**kept, **want}
             else:
-                body[field] = desired[field]
+                body[field] = want
         if not body:
             entity = await self._get(name)
             if entity is None:
@@ -433,9 +538,10 @@ class NemoBackend(Backend):
 
     async def check(self) -> str:
         what = "list models"
-        reply = await self._request("GET", self._models_path(), what, params={"page_size": 1}, accept=ABSENT)
-        if not reply.ok:
-            raise self._workspace_missing(what, reply)
+        reply = await self._request("GET", self._models_path(), what, params={"page_size": 1},
+                                    accept=frozenset({Outcome.NOT_FOUND, Outcome.UNAVAILABLE}))
+        if not reply.ok:  # the platform answers 500 for a missing workspace: ask the entity store
+            raise await self._failed_in_workspace(what, reply)
         auth = "with the Secret's token" if self.conn.credentials.get("token") else "without a token"
         return f"workspace {self.workspace} reachable {auth}"
 
@@ -454,10 +560,11 @@ class NemoBackend(Backend):
         out: list[Entry] = []
         page = 1
         while True:
-            reply = await self._request("GET", self._models_path(), what, accept=ABSENT,
+            reply = await self._request("GET", self._models_path(), what,
+                                        accept=frozenset({Outcome.NOT_FOUND, Outcome.UNAVAILABLE}),
                                         params={"page": page, "page_size": self.list_page_size})
             if not reply.ok:
-                raise self._workspace_missing(what, reply)
+                raise await self._failed_in_workspace(what, reply)
             body = self._json(reply, what)
             data = [e for e in body.get("data") or [] if isinstance(e, Mapping)]
             for entity in data:

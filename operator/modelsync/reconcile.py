@@ -63,6 +63,11 @@ TERMINAL_REASONS = frozenset({
 OBSERVED_REASONS = frozenset({"Synced", "Differs", "Absent"})
 #: reasons that are waiting, not failing: posted as Normal Events
 WAITING_REASONS = frozenset({"DependencyNotReady"})
+#: reasons that only a change made by someone fixes (the spec, the registry object, its Secret, or
+#: the registry's own content): ``Stalled=True``, which kstatus (Flux) reads as Failed and Argo CD's
+#: health check as Degraded. The operator may still look again now and then (rejected credentials
+#: every 5 minutes, an absent ObserveOnly entry at each resync); nothing it does alone fixes them.
+STALLED_REASONS = TERMINAL_REASONS | frozenset({"CredentialsRejected", "RegistryInvalid", "Absent"})
 #: how long to wait before trying rejected credentials again when no Secret change says so first
 CREDENTIALS_RETRY = 300.0
 BACKOFF_BASE = 1.0
@@ -678,9 +683,20 @@ class Reconciler:
         except Exception as exc:  # never leak, never crash the handler
             status, reason, message = "False", "ReconcileError", scrub(f"unexpected {type(exc).__name__}: {exc}")
             error = Retry(message, backoff(0))
-        old_cond = next((c for c in old.get("conditions") or [] if c.get("type") == "Ready"), None)
-        new = {"observedGeneration": generation,
-               "conditions": [self._condition(old_cond, "Ready", status, reason, message, generation)]}
+        # Stalled / Reconciling as on the resources, so kstatus (a Flux Kustomization) fails fast on
+        # a wrong password or endpoint instead of waiting for its timeout, as Argo CD's check does
+        if status == "True":
+            stalled, reconciling = ("False", "Connected", ""), ("False", "Connected", "")
+        elif reason in STALLED_REASONS:
+            stalled = ("True", reason, message)
+            reconciling = ("False", "Stalled", "waiting for the registry object or its Secret to change")
+        else:
+            stalled, reconciling = ("False", "Retrying", "the check is retried"), ("True", reason, message)
+        old_conds = {c.get("type"): c for c in old.get("conditions") or []}
+        new = {"observedGeneration": generation, "conditions": [
+            self._condition(old_conds.get(t), t, s, r, m, generation)
+            for t, (s, r, m) in (("Ready", (status, reason, message)), ("Stalled", stalled),
+                                 ("Reconciling", reconciling))]}
         return Outcome(self._patch(old, new), [], error)
 
     async def _references(self, backend: Backend, kind: str, spec: Any, namespace: str,
@@ -708,6 +724,10 @@ class Reconciler:
     ) -> dict[str, Any]:
         total = len(entries)
         held = sum(1 for e in entries if e.get("synced"))
+        # ObserveOnly: an entry found and reported is what was asked for, also when it differs
+        # from the spec (as Crossplane's Observe policy is Ready once the external object exists);
+        # the differences are in Ready's reason and message and in the entries
+        differing = [e for e in entries if e.get("reason") == "Differs"]
         failures = [e for e in entries if e.get("reason") not in OBSERVED_REASONS]
         if spec_error is not None:  # the spec itself did not parse
             synced_cond = ("False", spec_error.reason, spec_error.message)
@@ -722,13 +742,21 @@ class Reconciler:
                 synced_cond = ("False", terminal[0] if terminal else reasons[0], detail)
             if held == total:
                 ready_cond = ("True", "Synced", f"in sync with {held} of {total} registries")
+            elif differing and held + len(differing) == total:
+                ready_cond = ("True", "Differs", f"observed {total} of {total} registries (ObserveOnly); "
+                              + "; ".join(f"{e['name']}: differs in {', '.join(e.get('differences') or [])}"
+                                          for e in differing))
             else:
                 ready_cond = ("False", "NotSynced", f"in sync with {held} of {total} registries")
-        # kstatus (Flux, kubectl wait, Argo CD): Stalled = failed for good until something
-        # changes; Reconciling = work still under way (a failure being retried)
-        if synced_cond[0] == "False" and (spec_error is not None or synced_cond[1] in TERMINAL_REASONS):
+        # kstatus (Flux, kubectl wait) and Argo CD's health check: Stalled = failed until someone
+        # changes something; Reconciling = work still under way (a failure being retried)
+        absent = [e for e in entries if e.get("reason") == "Absent"]
+        if synced_cond[0] == "False" and (spec_error is not None or synced_cond[1] in STALLED_REASONS):
             stalled_cond = ("True", synced_cond[1], synced_cond[2])
             reconciling_cond = ("False", "Stalled", "waiting for the spec, the registry or its Secret to change")
+        elif synced_cond[0] == "True" and absent:
+            stalled_cond = ("True", "Absent", "; ".join(f"{e['name']}: {e.get('message', '')}" for e in absent))
+            reconciling_cond = ("False", "Stalled", "waiting for the entry to exist in the registry")
         elif synced_cond[0] == "False":
             stalled_cond = ("False", "Retrying", "the failure is retried")
             reconciling_cond = ("True", synced_cond[1], synced_cond[2])

@@ -187,7 +187,11 @@ def test_observe_only_reports_a_difference_and_never_writes(k8s: K8s, lns: str, 
                    what="differences reported")
     entry = obj["status"]["registries"][0]
     assert entry["reason"] == "Differs" and "description" in entry["differences"]
-    assert condition(obj, "Ready")["status"] == "False" and condition(obj, "Synced")["status"] == "True"
+    # observed and reported is what ObserveOnly asks for: Ready=True reason Differs (kubectl wait,
+    # kstatus and Argo CD finish), the fields in its message and in the entry
+    ready = condition(obj, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Differs") and "description" in ready["message"]
+    assert condition(obj, "Synced")["status"] == "True" and condition(obj, "Stalled")["status"] == "False"
     assert "finalizers" not in obj["metadata"] or "modelsync.io/finalizer" not in obj["metadata"]["finalizers"]
     time.sleep(RESYNC_SECONDS * 2)  # resyncs look again
 

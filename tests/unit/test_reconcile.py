@@ -471,3 +471,62 @@ async def test_not_settable_fields_are_shown_never_sent_nor_failed(policy: str) 
 def test_not_settable_status_values_are_strings() -> None:
     assert NotSettable("spec.gpu.recommendedCount", "no field", [1, 2]).status()["registryValue"] == "[1, 2]"
     assert "registryValue" not in NotSettable("spec.license", "no field").status()
+
+
+# ---------------------------------------------------------------- kstatus and Argo CD verdicts
+
+
+def _conds(patch: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in patch["conditions"]}
+
+
+async def test_observe_only_differences_are_ready_with_reason_differs(backend: MemoryBackend) -> None:
+    """An entry observed and reported is what ObserveOnly asks for: Ready=True (so kubectl wait,
+    kstatus and Argo CD finish), reason Differs naming the fields; never Stalled."""
+    backend.store["u1"] = {"description": "changed by hand"}
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    b = body(kind_spec={"managementPolicy": "ObserveOnly"},
+             status={"registries": [{"name": "r", "kind": "ModelRegistry", "externalId": "u1"}]})
+    out = await r.reconcile("Model", b)
+    conds = _conds(out.status_patch)
+    assert conds["Ready"] == ("True", "Differs") and conds["Synced"] == ("True", "ReconcileSuccess")
+    assert conds["Stalled"][0] == "False" and conds["Reconciling"][0] == "False"
+    ready = next(c for c in out.status_patch["conditions"] if c["type"] == "Ready")
+    assert "r: differs in description" in ready["message"]
+    assert out.status_patch["registries"][0]["synced"] is False  # the entry still says it differs
+
+
+async def test_observe_only_absent_entry_is_stalled(backend: MemoryBackend) -> None:
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    out = await r.reconcile("Model", body(kind_spec={"managementPolicy": "ObserveOnly"}))
+    conds = _conds(out.status_patch)
+    assert conds["Ready"] == ("False", "NotSynced") and conds["Stalled"] == ("True", "Absent")
+    assert conds["Reconciling"][0] == "False"
+
+
+async def test_rejected_credentials_are_stalled_not_reconciling(backend: MemoryBackend) -> None:
+    """Only a fixed Secret helps (the operator looks again every 5 minutes): kstatus Failed, as
+    Argo CD's Degraded."""
+    backend.fail = CredentialsRejected("401 Unauthorized")
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    out = await r.reconcile("Model", body())
+    conds = _conds(out.status_patch)
+    assert conds["Synced"] == ("False", "CredentialsRejected") and conds["Stalled"] == ("True", "CredentialsRejected")
+    assert conds["Reconciling"][0] == "False"
+    assert isinstance(out.error, Retry) and out.error.delay == 300.0  # still looked at again
+
+
+@pytest.mark.parametrize("fail, stalled, reconciling", [
+    (None, "False", "False"),
+    (Recoverable("HTTP 503"), "False", "True"),
+    (CredentialsRejected("login refused"), "True", "False"),
+    (Terminal("no model center abc", reason="RegistryMisconfigured"), "True", "False"),
+])
+async def test_registries_have_stalled_and_reconciling(backend: MemoryBackend, fail: Exception | None,
+                                                       stalled: str, reconciling: str) -> None:
+    backend.fail = fail
+    r = Reconciler(reader=None, pool=Pool(backend))  # type: ignore[arg-type]
+    reg = {"metadata": {"name": "r", "namespace": "ns", "uid": "r1", "generation": 2}, "status": {}}
+    conds = _conds((await r.check_registry("ModelRegistry", reg)).status_patch)
+    assert (conds["Stalled"][0], conds["Reconciling"][0]) == (stalled, reconciling)
+    assert conds["Ready"][0] == ("True" if fail is None else "False")

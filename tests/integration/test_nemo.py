@@ -40,21 +40,33 @@ CALM = dict(latency=0.0, latency_jitter=0.0, error_rate=0.0, throttle_rate=0.0, 
 # ---------------------------------------------------------------- fixtures
 
 
+#: a Hugging Face config.json, what the simulator's model-spec job reads from a fileset
+HF_CONFIG = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+             "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
+             "tie_word_embeddings": False, "torch_dtype": "bfloat16", "max_position_embeddings": 131072}
+#: the filesets the tests' and the examples' Models name: a model may only name one that exists
+FILESETS = {
+    "default/llama-support-lora": {"adapter_model.safetensors": b"\0"},
+    "default/llama-3-1-8b-support-lora": {"adapter_model.safetensors": b"\0"},
+    "default/llama-ckpt": {"config.json": HF_CONFIG, "model.safetensors": b"\0"},
+}
+
+
 @pytest.fixture(scope="module")
 def nsim() -> Iterator[Sim]:
-    yield from start_sim("nemo")
+    yield from start_sim("nemo", filesets=FILESETS)
 
 
 @pytest.fixture(scope="module")
 def nsim_auth() -> Iterator[Sim]:
     """Every API request needs ``Authorization: Bearer t0ken-XYZ``."""
-    yield from start_sim("nemo", token=TOKEN)
+    yield from start_sim("nemo", token=TOKEN, filesets=FILESETS)
 
 
 @pytest.fixture
 def nsim_fresh() -> Iterator[Sim]:
     """A simulator no other test's objects point at: its journal is this test's alone."""
-    yield from start_sim("nemo")
+    yield from start_sim("nemo", filesets=FILESETS)
 
 
 @pytest.fixture
@@ -443,7 +455,9 @@ def test_bearer_token_used_and_never_shown(k8s: K8s, cleanup: str, nsim_auth: Si
         assert TOKEN not in text and WRONG_TOKEN not in text
 
 
-def test_examples_admitted(k8s: K8s, cleanup: str, nsim: Sim) -> None:
+def test_examples_sync_ready(k8s: K8s, cleanup: str, nsim: Sim) -> None:
+    """Every manifest of examples/nemo is admitted and its Models turn Ready against the faithful
+    simulator (the fileset they name exists there, as it must on the platform)."""
     ns = cleanup
     nsim.faults(**CALM)
     docs = [d for f in sorted(EXAMPLES.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
@@ -466,14 +480,101 @@ def test_examples_admitted(k8s: K8s, cleanup: str, nsim: Sim) -> None:
             models.append(doc)
     for doc in models:
         obj = k8s.wait_condition("Model", doc["metadata"]["name"], ns, "Ready")
-        inv = obj["status"]["registries"][0]["inventory"]
+        entry = obj["status"]["registries"][0]
+        inv = entry["inventory"]
         nemo = doc["spec"].get("nemo") or {}
         for field in ("fileset", "base_model", "finetuning_type", "backend_format"):
             if field in nemo:
                 assert inv[field] == nemo[field], field
         if "name" in nemo:
-            assert obj["status"]["registries"][0]["externalId"] == nemo["name"]
+            assert entry["externalId"] == nemo["name"]
+        assert not entry.get("notSettable"), entry.get("notSettable")  # the examples set nothing NeMo drops
         assert no_nulls(entities(nsim)[inv["name"]]) == inv
+
+
+#: a Model setting every field the CRD allows for a NeMo registry
+EVERY = dict(
+    description="every field", installPath="s3://models/llama", vendor="Meta", version="3.1",
+    parameters="8B", architecture="LlamaForCausalLM", frameworkVersion="transformers 4.44",
+    task="text-generation", license="llama3.1", readme="# Llama\nnot a NeMo field",
+    defaultServiceRef={"name": "vllm"},
+    gpu={"minMemory": "16Gi", "recommendedMemory": "24Gi", "recommendedCount": [1, 2],
+         "constraintDescription": "Ampere or newer", "accelerator": "cuda:12.4"},
+    nemo={
+        "fileset": "default/llama-ckpt", "base_model": "default/llama-3.1-8b", "finetuning_type": "lora",
+        "api_endpoint": {"url": "http://nim.nim.svc:8000/v1", "model_id": "llama", "format": "nim"},
+        "backend_format": "OPENAI_CHAT",
+        "prompt": {"system_prompt": "be brief", "system_prompt_template": "{{icl_few_shot_examples}}",
+                   "icl_few_shot_examples": "Q: a\nA: b", "inference_params": {"temperature": 0.2}},
+        "custom_fields": {"team": "ml"}, "ownership": {"created_by": "ops"},
+        "model_providers": ["default/nim-llama"], "trust_remote_code": True,
+        "spec": {"base_num_parameters": 8030261248, "ffn_hidden_size": 14336, "hidden_size": 4096,
+                 "num_attention_heads": 32, "num_kv_heads": 8, "num_layers": 32, "vocab_size": 128256,
+                 "checkpoint_model_name": "meta-llama/Llama-3.1-8B", "family": "llama-mine", "precision": "bf16",
+                 "gated_mlp": True, "tied_embeddings": False, "context_size": 8192, "num_virtual_tokens": 0,
+                 "minimum_gpus_all_weights": 2, "minimum_gpus_lora": 1, "is_chat": True,
+                 "is_embedding_model": False, "chat_template": "{{ messages }}", "head_type": "causal_lm"},
+    },
+)
+
+
+def test_every_field_lands_or_is_reported_and_is_written_once(k8s: K8s, nns: str, nsim: Sim) -> None:
+    k8s.create(model("every", ["nemo"], **EVERY), nns)
+    obj = k8s.wait_condition("Model", "every", nns, "Ready", timeout=90)
+    entry = obj["status"]["registries"][0]
+    name = entry["externalId"]
+    # the fileset started NeMo's model-spec job, which rewrote spec; the user's keys are set back
+    # once, and from then on nothing is written again
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (nsim.app["nemo"].pending_jobs() or
+                                           entities(nsim)[name]["spec"].get("family") != "llama-mine"):
+        time.sleep(0.2)
+    assert [j["status"] for j in nsim.app["nemo"].jobs if j["model"] == f"default/{name}"] == ["completed"]
+    time.sleep(RESYNC_SECONDS * 1.5)
+    nsim.clear_journal()
+    time.sleep(RESYNC_SECONDS * 3)
+    assert [e for e in about(nsim, name) if e["method"] == "GET"], "no resync ran"
+    assert [e for e in about(nsim, name) if e["method"] not in ("GET", "HEAD")] == []
+    assert condition(k8s.get("Model", "every", nns), "Ready")["status"] == "True"
+
+    stored = entities(nsim)[name]
+    nemo = EVERY["nemo"]
+    assert isinstance(nemo, dict)
+    for field in ("fileset", "base_model", "finetuning_type", "backend_format", "ownership", "model_providers",
+                  "trust_remote_code"):
+        assert stored[field] == nemo[field], field
+    assert stored["description"] == EVERY["description"]
+    assert {k: v for k, v in stored["api_endpoint"].items() if v is not None} == nemo["api_endpoint"]
+    assert {k: v for k, v in stored["prompt"].items() if v is not None} == nemo["prompt"]
+    want_spec = {k: v for k, v in nemo["spec"].items() if k != "head_type"}
+    assert {k: stored["spec"].get(k) for k in want_spec} == want_spec  # minimum_gpus_* too: stored, read as null
+    assert "head_type" not in stored["spec"]
+    cf = stored["custom_fields"]
+    assert cf["team"] == "ml"
+    for attr, key in (("vendor", "vendor"), ("version", "version"), ("parameters", "parameters"),
+                      ("architecture", "architecture"), ("frameworkVersion", "framework-version"),
+                      ("task", "task"), ("license", "license"), ("installPath", "install-path")):
+        assert cf[f"modelsync.io/{key}"] == EVERY[attr], attr
+    assert cf["modelsync.io/gpu"] == EVERY["gpu"]
+    # what NeMo has no field for is in status, with why
+    reported = {n["field"]: n["message"] for n in entry.get("notSettable") or []}
+    assert set(reported) == {"spec.readme", "spec.defaultServiceRef", "spec.nemo.spec.head_type"}, reported
+    assert all(reported.values())
+
+
+def test_missing_workspace_is_registry_misconfigured(k8s: K8s, cleanup: str, nsim_fresh: Sim) -> None:
+    """The platform answers 500 to a list and 422 to a create in a workspace that does not exist;
+    the entity store's 404 for the workspace tells the registry is misconfigured."""
+    ns = cleanup
+    k8s.create({"kind": "ModelRegistry", "metadata": {"name": "ghost"}, "spec": {
+        "backend": "nemo", "endpoint": nsim_fresh.url, "nemo": {"workspace": "ghost"}, "requestTimeout": "10s"}}, ns)
+    reg = k8s.wait_condition("ModelRegistry", "ghost", ns, "Ready", status="False")
+    assert condition(reg, "Ready")["reason"] == "RegistryMisconfigured"
+    assert "ghost" in condition(reg, "Ready")["message"] and "HTTP 500" in condition(reg, "Ready")["message"]
+    k8s.create(model("lost-ws", ["ghost"], description="d"), ns)
+    obj = k8s.wait("Model", "lost-ws", ns, lambda o: condition(o, "Synced").get("reason") == "RegistryMisconfigured",
+                   what="Synced=False/RegistryMisconfigured")
+    assert "spec.nemo.workspace" in condition(obj, "Synced")["message"]
 
 
 def test_registry_status_write_does_not_abort_requests_in_flight(

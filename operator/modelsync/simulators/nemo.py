@@ -366,6 +366,15 @@ def _entity_out(entity: dict[str, Any], *, verbose: bool) -> dict[str, Any]:
     return out
 
 
+def _normalize(entity: dict[str, Any]) -> None:
+    """Store objects in the shape the entity has (every member present, as the entity store
+    keeps the validated model), so the stored record and a read differ only in what reads null."""
+    entity["spec"] = _sub(ModelSpec, entity.get("spec"))
+    entity["api_endpoint"] = _sub(APIEndpointData, entity.get("api_endpoint"))
+    entity["prompt"] = _sub(PromptData, entity.get("prompt"))
+    entity["adapters"] = []
+
+
 def _without_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_nulls(v) for k, v in value.items() if v is not None}
@@ -457,7 +466,7 @@ def _run_job(state: NemoState, job: dict[str, Any]) -> None:
     for key in ("chat_template", "tool_call_config"):  # _merge_existing_spec
         if spec.get(key) is None and old.get(key):
             spec[key] = old[key]
-    entity["spec"] = ModelSpec.model_validate(spec).model_dump(mode="json", exclude_none=True)
+    entity["spec"] = _sub(ModelSpec, spec)
     entity["updated_at"] = _now()
     job.update(status="completed", spec=dict(entity["spec"]))
 
@@ -541,8 +550,7 @@ async def create_model(request: web.Request) -> web.Response:
         "model_providers": entity.get("model_providers") or [],
         "trust_remote_code": trust,
     })
-    if entity["spec"] is not None:
-        entity["spec"] = req.spec.model_dump(mode="json", exclude_none=True)  # type: ignore[union-attr]
+    _normalize(entity)
     models[req.name] = entity
     if entity["fileset"]:
         _start_job(request, entity)
@@ -589,6 +597,7 @@ async def update_model(request: web.Request) -> web.Response:
             entity[key] = update[key]
     if "base_model" in update:
         entity["base_model"] = update["base_model"] or None
+    _normalize(entity)
     entity["updated_at"] = _now()
     if entity.get("fileset") and (entity["fileset"] != original_fileset or not entity.get("spec")):
         _start_job(request, entity)

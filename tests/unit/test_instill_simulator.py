@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any, Iterator
 
 import httpx
@@ -19,7 +20,7 @@ MODELS = "/v1alpha/namespaces/local/models"
 VALID = {
     "id": "chat-model",
     "modelDefinition": "model-definitions/container",
-    "configuration": {"image": "llama"},
+    "configuration": {},
     "task": "TASK_CHAT",
     "visibility": "VISIBILITY_PRIVATE",
     "region": "REGION_LOCAL",
@@ -58,7 +59,7 @@ def assert_error(resp: httpx.Response, status: int, code: int, *words: str) -> d
 
 
 def test_create_returns_the_model_message(client: httpx.Client) -> None:
-    resp = create(client, description="d", readme="# r", sourceUrl="https://s", license="MIT")
+    resp = create(client, description="d", readme="# r", sourceUrl="https://s", license="https://l")
     assert resp.status_code == 201, resp.text
     model = resp.json()["model"]
     assert model["name"] == "namespaces/local/models/chat-model"
@@ -68,7 +69,8 @@ def test_create_returns_the_model_message(client: httpx.Client) -> None:
     assert model["createTime"].endswith("Z") and model["updateTime"] == model["createTime"]
     for f in ("modelDefinition", "configuration", "task", "visibility", "region", "hardware"):
         assert model[f] == VALID[f]
-    assert (model["description"], model["readme"], model["sourceUrl"], model["license"]) == ("d", "# r", "https://s", "MIT")
+    assert (model["description"], model["readme"], model["sourceUrl"], model["license"]) == ("d", "# r", "https://s", "https://l")
+    assert model["documentationUrl"] == ""  # every field is in the reply (EmitUnpopulated)
     assert model["tags"] == [] and model["versions"] == [] and "permission" in model and "stats" in model
 
 
@@ -83,17 +85,28 @@ def test_snake_case_names_are_accepted(client: httpx.Client) -> None:
 
 def test_output_only_fields_are_ignored(client: httpx.Client) -> None:
     resp = create(client, uid="not-a-uid", tags=["mine"], name="x", ownerName="users/evil")
-    assert resp.status_code == 201
+    assert resp.status_code == 201, resp.text
     model = resp.json()["model"]
     assert model["uid"] != "not-a-uid" and model["tags"] == [] and model["ownerName"] == "users/local"
+
+
+def test_unknown_fields_are_ignored(client: httpx.Client, app: Any) -> None:
+    """protojson with DiscardUnknown (cmd/main/main.go): no error, nothing stored."""
+    resp = create(client, displayName="x", slug="y")
+    assert resp.status_code == 201, resp.text
+    stored = app["instill"].models[("local", "chat-model")]
+    assert "displayName" not in stored and "slug" not in stored
+    resp = client.patch(f"{MODELS}/chat-model", json={"description": "new", "aliases": ["z"]})
+    assert resp.status_code == 200, resp.text
+    assert "aliases" not in stored and stored["description"] == "new"
 
 
 def test_get_default_view_leaves_out_configuration(client: httpx.Client) -> None:
     create(client)
     basic = client.get(f"{MODELS}/chat-model").json()["model"]
-    assert "configuration" not in basic
+    assert basic["configuration"] is None
     full = client.get(f"{MODELS}/chat-model", params={"view": "VIEW_FULL"}).json()["model"]
-    assert full["configuration"] == {"image": "llama"}
+    assert full["configuration"] == {}
 
 
 def test_list(client: httpx.Client) -> None:
@@ -118,9 +131,22 @@ def test_delete_then_404(client: httpx.Client, app: Any) -> None:
     assert_error(client.get(f"{MODELS}/chat-model"), 404, 5, "not found")
 
 
-def test_unknown_namespace_is_404(client: httpx.Client) -> None:
-    assert_error(client.post("/v1alpha/namespaces/nope/models", json=VALID), 404, 5, "nope")
-    assert_error(client.get("/v1alpha/namespaces/nope/models/x"), 404, 5)
+def test_unknown_namespace_is_500(client: httpx.Client) -> None:
+    """GetRscNamespace returns a plain error for a namespace mgmt-backend calls available: HTTP 500, code 2."""
+    other = "/v1alpha/namespaces/nope/models"
+    assert_error(client.post(other, json=VALID), 500, 2, "namespace error")
+    assert_error(client.get(other), 500, 2, "namespace error")
+    assert_error(client.get(f"{other}/x"), 500, 2, "namespace error")
+    assert_error(client.patch(f"{other}/x", json={"description": "x"}), 500, 2, "namespace error")
+    assert_error(client.delete(f"{other}/x"), 500, 2, "namespace error")
+    # the body is validated before the namespace is looked up
+    assert_error(client.post(other, json={**VALID, "license": "MIT"}), 400, 3, "Model spec is invalid")
+
+
+def test_check_namespace(client: httpx.Client) -> None:
+    assert client.post("/v1beta/check-namespace", json={"id": "local"}).json() == {"type": "NAMESPACE_USER"}
+    assert client.post("/v1beta/check-namespace", json={"id": "nope"}).json() == {"type": "NAMESPACE_AVAILABLE"}
+    assert_error(client.post("/v1beta/check-namespace", json={}), 400, 3, "id")
 
 
 # ---------------------------------------------------------------- create validation
@@ -142,67 +168,199 @@ def test_create_accepts_good_ids(client: httpx.Client, good_id: str) -> None:
     assert create(client, id=good_id).status_code == 201
 
 
+def schema_errors(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The validator output the server puts after "Model spec is invalid "."""
+    message = body["message"]
+    assert message.startswith("Model spec is invalid {"), message
+    errors: list[dict[str, Any]] = json.loads(message.removeprefix("Model spec is invalid "))["errors"]
+    return errors
+
+
 @pytest.mark.parametrize("field", ["modelDefinition", "configuration", "task", "visibility", "region", "hardware"])
 def test_create_requires(client: httpx.Client, field: str) -> None:
-    body = assert_error(create(client, **{field: None}), 400, 3, field)
-    assert [v["field"] for v in body["details"][0]["fieldViolations"]] == [field]
+    body = assert_error(create(client, **{field: None}), 400, 3, sim_module._snake(field))
+    errors = schema_errors(body)
+    assert "/required" in [e["keywordLocation"] for e in errors]  # (and /minProperties: 6 are left)
+    assert {e["instanceLocation"] for e in errors} == {""}
+
+
+@pytest.mark.parametrize("changes, location", [
+    ({"task": "TASK_DANCE"}, ""),  # an unknown enum name is discarded: then task is missing
+    ({"task": "TASK_SPEECH_RECOGNITION"}, "/task"),  # in the proto enum, not in the schema
+    ({"visibility": "VISIBILITY_UNSPECIFIED"}, ""),  # the zero value is not marshalled: missing
+    ({"region": "REGION_MARS"}, "/region"),
+    ({"hardware": "GPU", "region": "REGION_GCP_EUROPE_WEST4"}, "/hardware"),
+    ({"hardware": "x" * 64}, "/hardware"),
+    ({"modelDefinition": "model-definitions/magic"}, "/model_definition"),
+])
+def test_create_validates_values_with_the_schema(client: httpx.Client, changes: dict[str, Any], location: str) -> None:
+    body = assert_error(create(client, **changes), 400, 3)
+    assert location in [e["instanceLocation"] for e in schema_errors(body)]
 
 
 @pytest.mark.parametrize("changes, field", [
-    ({"task": "TASK_DANCE"}, "task"),
-    ({"visibility": "VISIBILITY_UNSPECIFIED"}, "visibility"),
-    ({"visibility": "PUBLIC"}, "visibility"),
     ({"configuration": "image=llama"}, "configuration"),
     ({"configuration": ["image"]}, "configuration"),
     ({"hardware": 3}, "hardware"),
 ])
-def test_create_validates_values(client: httpx.Client, changes: dict[str, Any], field: str) -> None:
-    body = assert_error(create(client, **changes), 400, 3, field)
+def test_create_refuses_wrong_types(client: httpx.Client, changes: dict[str, Any], field: str) -> None:
+    body = assert_error(create(client, **changes), 400, 3)
     assert field in [v["field"] for v in body["details"][0]["fieldViolations"]]
 
 
-def test_create_rejects_unknown_definition_and_fields(client: httpx.Client) -> None:
-    assert_error(create(client, modelDefinition="model-definitions/magic"), 400, 3, "model definition magic is not supported")
-    assert_error(create(client, displayName="x"), 400, 3, 'unknown field "displayName"')
+def test_create_rejects_bad_bodies(client: httpx.Client) -> None:
     assert_error(client.post(MODELS, json=["not", "an", "object"]), 400, 3)
     assert_error(client.post(MODELS, content=b"{nope", headers={"Content-Type": "application/json"}), 400, 3)
+
+
+# ---------------------------------------------------------------- the published schema's limits (issue 14)
+
+
+@pytest.mark.parametrize("field", ["license", "sourceUrl", "documentationUrl"])
+@pytest.mark.parametrize("value", ["apache-2.0", "MIT", "github.com/x/y", "", "://x", "https://a b"])
+def test_uri_fields_must_be_absolute_uris(client: httpx.Client, field: str, value: str) -> None:
+    body = assert_error(create(client, **{field: value}), 400, 3)
+    errors = schema_errors(body)
+    assert [e["instanceLocation"] for e in errors] == [f"/{sim_module._snake(field)}"]
+    assert errors[0]["keywordLocation"].endswith("/format")
+
+
+@pytest.mark.parametrize("field", ["license", "sourceUrl", "documentationUrl"])
+def test_uri_fields_accept_absolute_uris(client: httpx.Client, field: str) -> None:
+    assert create(client, **{field: "https://www.apache.org/licenses/LICENSE-2.0"}).status_code == 201
+
+
+@pytest.mark.parametrize("field", ["sourceUrl", "documentationUrl"])
+def test_urls_are_at_most_63_characters(client: httpx.Client, field: str) -> None:
+    url63 = "https://example.com/" + "a" * 43
+    assert len(url63) == 63
+    body = assert_error(create(client, **{field: url63 + "a"}), 400, 3)
+    assert [e["keywordLocation"] for e in schema_errors(body)] == [f"/properties/{sim_module._snake(field)}/maxLength"]
+    assert create(client, **{field: url63}).status_code == 201
+
+
+def test_license_has_no_length_limit_in_the_schema(client: httpx.Client) -> None:
+    assert create(client, license="https://example.com/" + "a" * 100).status_code == 201
+
+
+def test_description_is_at_most_1023_characters(client: httpx.Client) -> None:
+    body = assert_error(create(client, description="d" * 1024), 400, 3)
+    assert [e["instanceLocation"] for e in schema_errors(body)] == ["/description"]
+    assert create(client, description="d" * 1023).status_code == 201
+
+
+FULL = {**VALID, "description": "d", "readme": "r", "sourceUrl": "https://s", "documentationUrl": "https://d",
+        "license": "https://l"}
+
+
+def test_a_body_has_at_most_12_properties(client: httpx.Client) -> None:
+    assert len(FULL) == 12
+    body = assert_error(create(client, **FULL, profileImage="data:image/png;base64,AA=="), 400, 3)
+    assert [e["keywordLocation"] for e in schema_errors(body)] == ["/maxProperties"]
+    assert create(client, **FULL).status_code == 201
+
+
+def test_empty_optional_strings_count_as_properties(client: httpx.Client) -> None:
+    """optional string fields are marshalled when present, even empty (and "" is no uri)."""
+    body = assert_error(create(client, **{**FULL, "license": ""}, profileImage=""), 400, 3)
+    assert "/maxProperties" in [e["keywordLocation"] for e in schema_errors(body)]
+
+
+def test_non_empty_configuration_is_refused(client: httpx.Client, app: Any) -> None:
+    """The container definition's configurationSchema has maxProperties 0."""
+    body = assert_error(create(client, configuration={"image": "llama"}), 400, 3, "Model configuration is invalid")
+    assert app["instill"].models == {}
+    assert body["message"].count("maxProperties") == 1
+
+
+def test_configuration_is_stored_as_empty(client: httpx.Client, app: Any) -> None:
+    create(client)
+    assert app["instill"].models[("local", "chat-model")]["configuration"] == {}
+
+
+def test_lenient_mode_skips_the_schemas() -> None:
+    app = create_app(strict=False)
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, headers=AUTH) as c:
+        assert create(c, license="MIT", configuration={"image": "x"}).status_code == 201
+        assert app["instill"].models[("local", "chat-model")]["configuration"] == {}
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("https://www.apache.org/licenses/LICENSE-2.0", True), ("mailto:a@b.c", True), ("urn:isbn:1", True),
+    ("http://[::1]:80/x", True), ("http://x/?q=%zz", True),
+    ("apache-2.0", False), ("", False), ("://x", False), ("1http://x", False), ("http://a b", False),
+    ("http://x/%zz", False), ("http://[zz]/", False), ("http://x:port/", False), ("http://x/\n", False),
+    ("http://x/\x7f", False),
+])
+def test_uri_format_is_gos(value: str, ok: bool) -> None:
+    """format: uri as santhosh-tekuri/jsonschema v5 checks it: Go's url.Parse without error, and a scheme."""
+    assert sim_module.is_absolute_uri(value) is ok
+
+
+# ---------------------------------------------------------------- profile image
+
+
+IMAGE = "data:image/png;base64,iVBORw0KGgo="
+
+
+def test_profile_image_reads_back_as_a_url(client: httpx.Client, app: Any) -> None:
+    model = create(client, profileImage=IMAGE).json()["model"]
+    url = str(client.base_url).rstrip("/")
+    assert model["profileImage"] == f"{url}/v1alpha/users/local/models/chat-model/image"
+    assert app["instill"].models[("local", "chat-model")]["profileImage"] == IMAGE
+    got = client.get(f"{MODELS}/chat-model", params={"view": "VIEW_FULL"}).json()["model"]
+    assert got["profileImage"] == model["profileImage"]
+
+
+def test_profile_image_without_data_prefix_is_dropped_silently(client: httpx.Client, app: Any) -> None:
+    assert create(client, profileImage="iVBORw0KGgo=").status_code == 201
+    assert app["instill"].models[("local", "chat-model")]["profileImage"] is None
+    assert client.patch(f"{MODELS}/chat-model", json={"profileImage": IMAGE}).status_code == 200
+    assert app["instill"].models[("local", "chat-model")]["profileImage"] == IMAGE
+    # a PATCH with something else (or "") keeps the stored image
+    for other in ("https://x/y.png", ""):
+        assert client.patch(f"{MODELS}/chat-model", json={"profileImage": other}).status_code == 200
+        assert app["instill"].models[("local", "chat-model")]["profileImage"] == IMAGE
 
 
 # ---------------------------------------------------------------- update
 
 
 def test_patch_updates_only_supplied_fields(client: httpx.Client, app: Any) -> None:
-    created = create(client, description="old", license="MIT").json()["model"]
+    created = create(client, description="old", license="https://l").json()["model"]
     resp = client.patch(f"{MODELS}/chat-model", json={"description": "new", "hardware": "GPU"})
     assert resp.status_code == 200, resp.text
     model = resp.json()["model"]
-    assert (model["description"], model["hardware"], model["license"]) == ("new", "GPU", "MIT")
-    assert model["configuration"] == created["configuration"]
+    assert (model["description"], model["hardware"], model["license"]) == ("new", "GPU", "https://l")
+    assert model["configuration"] is None  # the reply is the basic view
     assert model["updateTime"] > created["updateTime"]
     assert model["createTime"] == created["createTime"]
-    # an empty string clears an optional field
-    model = client.patch(f"{MODELS}/chat-model", json={"license": ""}).json()["model"]
-    assert model["license"] == ""
+    # an empty string clears an optional field; a PATCH is not validated against the schema
+    model = client.patch(f"{MODELS}/chat-model", json={"license": "", "sourceUrl": "not a uri"}).json()["model"]
+    assert (model["license"], model["sourceUrl"]) == ("", "not a uri")
+    # an empty plain field is a zero value that the row update skips
+    model = client.patch(f"{MODELS}/chat-model", json={"hardware": ""}).json()["model"]
+    assert model["hardware"] == "GPU"
 
 
 @pytest.mark.parametrize("field, value", [
-    ("configuration", {"image": "llama"}),  # even unchanged: the server refuses it
-    ("modelDefinition", "model-definitions/container"),
+    ("configuration", {"image": "llama"}),
     ("task", "TASK_COMPLETION"),
-    ("region", "REGION_OTHER"),
+    ("region", "REGION_GCP_EUROPE_WEST4"),
     ("id", "renamed"),
 ])
-def test_patch_rejects_immutable_fields(client: httpx.Client, app: Any, field: str, value: Any) -> None:
+def test_patch_rejects_changed_immutable_fields(client: httpx.Client, app: Any, field: str, value: Any) -> None:
     create(client)
     before = dict(app["instill"].models[("local", "chat-model")])
     resp = client.patch(f"{MODELS}/chat-model", json={field: value, "description": "x"})
-    assert_error(resp, 400, 3, f"`{field}` is immutable")
+    assert_error(resp, 400, 3, f"`{sim_module._snake(field)}` is immutable")
     assert app["instill"].models[("local", "chat-model")] == before
 
 
-def test_patch_same_id_is_fine(client: httpx.Client) -> None:
+@pytest.mark.parametrize("field", ["id", "modelDefinition", "task", "region"])
+def test_patch_with_an_unchanged_immutable_field_is_fine(client: httpx.Client, field: str) -> None:
     create(client)
-    resp = client.patch(f"{MODELS}/chat-model", json={"id": "chat-model", "description": "x"})
+    resp = client.patch(f"{MODELS}/chat-model", json={field: VALID[field], "description": "x"})
     assert resp.status_code == 200 and resp.json()["model"]["description"] == "x"
 
 
@@ -210,8 +368,7 @@ def test_patch_errors(client: httpx.Client) -> None:
     create(client)
     assert_error(client.patch(f"{MODELS}/chat-model", json={}), 400, 3, "update_mask")
     assert_error(client.patch(f"{MODELS}/chat-model", json={"uid": "x"}), 400, 3, "update_mask")  # output-only only
-    assert_error(client.patch(f"{MODELS}/chat-model", json={"visibility": "NOPE"}), 400, 3, "visibility")
-    assert_error(client.patch(f"{MODELS}/chat-model", json={"hardware": ""}), 400, 3, "hardware")
+    assert_error(client.patch(f"{MODELS}/chat-model", json={"visibility": "NOPE"}), 400, 3, "update_mask")
     assert_error(client.patch(f"{MODELS}/missing", json={"description": "x"}), 404, 5, "missing")
 
 

@@ -622,3 +622,16 @@ def test_recreated_registry_uses_its_new_endpoint(k8s: K8s, nns: str, nsim: Sim,
     k8s.wait_condition("Model", "second", nns, "Ready")
     assert name not in entities(nsim), "the Model was synced to the deleted registry's endpoint"
     assert name in entities(nsim_fresh)
+
+
+def test_admission_refuses_a_relative_endpoint_url_and_admits_empties(k8s: K8s, cleanup: str) -> None:
+    """NeMo's api_endpoint.url is an absolute URL (pydantic AnyUrl): the apiserver refuses
+    another, naming the field; the empty values NeMo's PATCH applies are admitted."""
+    ns = cleanup
+    with pytest.raises(ApiException) as ei:
+        k8s.create(model("relative", ["nemo"], nemo={"api_endpoint": {"url": "nim:8000/v1", "model_id": "m"}}), ns)
+    assert ei.value.status == 422
+    assert "spec.nemo.api_endpoint.url" in ei.value.body and "absolute URL" in ei.value.body
+    k8s.create(model("empties", ["nemo"], description="", nemo={
+        "api_endpoint": {}, "prompt": {}, "ownership": {}, "custom_fields": {}, "model_providers": [],
+        "base_model": ""}), ns)

@@ -28,13 +28,16 @@ from modelsync.backends.base import (
 from modelsync.backends.instill import (
     STRICT_ID,
     InstillBackend,
+    create_body,
     default_model_id,
     desired_model,
     diff_model,
     fields_from_details,
+    fields_from_message,
     marker_line,
     marker_owner,
     model_id_for,
+    parse_error,
     validate_desired,
 )
 from modelsync.backends.base import retry_after_seconds
@@ -45,7 +48,7 @@ TOKEN = "instill_sk_local"
 
 BASE_INSTILL = {
     "modelDefinition": "container",
-    "configuration": {"image": "llama"},
+    "configuration": {},
     "task": "TASK_CHAT",
     "region": "REGION_LOCAL",
     "hardware": "CPU",
@@ -199,15 +202,28 @@ def test_user_id_rules(user_id: str, ok: bool) -> None:
 @pytest.mark.parametrize("common, instill, expected", [
     (
         {}, BASE_INSTILL,
-        {"modelDefinition": "model-definitions/container", "configuration": {"image": "llama"},
+        {"modelDefinition": "model-definitions/container", "configuration": {},
          "task": "TASK_CHAT", "visibility": "VISIBILITY_PRIVATE", "region": "REGION_LOCAL", "hardware": "CPU"},
     ),
     (
-        {"description": "A chat model", "license": "Apache-2.0"},
+        # configuration left out: {} (the only value the container definition allows)
+        {}, {k: v for k, v in BASE_INSTILL.items() if k != "configuration"},
+        {"modelDefinition": "model-definitions/container", "configuration": {},
+         "task": "TASK_CHAT", "visibility": "VISIBILITY_PRIVATE", "region": "REGION_LOCAL", "hardware": "CPU"},
+    ),
+    (
+        # "" is managed as empty (a PATCH clears it); absent is not managed at all
+        {"description": "", "license": ""}, {**BASE_INSTILL, "sourceUrl": ""},
+        {"description": "", "license": "", "sourceUrl": "", "modelDefinition": "model-definitions/container",
+         "configuration": {}, "task": "TASK_CHAT", "visibility": "VISIBILITY_PRIVATE", "region": "REGION_LOCAL",
+         "hardware": "CPU"},
+    ),
+    (
+        {"description": "A chat model", "license": "https://spdx.org/licenses/Apache-2.0"},
         {**BASE_INSTILL, "modelDefinition": "model-definitions/container", "visibility": "VISIBILITY_PUBLIC",
          "sourceUrl": "https://github.com/x/y", "documentationUrl": "https://docs.x/y", "profileImage": "data:image/png;base64,AA=="},
-        {"description": "A chat model", "license": "Apache-2.0", "modelDefinition": "model-definitions/container",
-         "configuration": {"image": "llama"}, "task": "TASK_CHAT", "visibility": "VISIBILITY_PUBLIC",
+        {"description": "A chat model", "license": "https://spdx.org/licenses/Apache-2.0",
+         "modelDefinition": "model-definitions/container", "configuration": {}, "task": "TASK_CHAT", "visibility": "VISIBILITY_PUBLIC",
          "region": "REGION_LOCAL", "hardware": "CPU", "sourceUrl": "https://github.com/x/y",
          "documentationUrl": "https://docs.x/y", "profileImage": "data:image/png;base64,AA=="},
     ),
@@ -219,7 +235,7 @@ def test_user_id_rules(user_id: str, ok: bool) -> None:
         # fields with no Instill counterpart are not sent
         {"vendor": "Meta", "parameters": "70B", "installPath": "/models/llama", "task": "text-generation"},
         {"hardware": "GPU"},
-        {"visibility": "VISIBILITY_PRIVATE", "hardware": "GPU"},
+        {"configuration": {}, "visibility": "VISIBILITY_PRIVATE", "hardware": "GPU"},
     ),
 ])
 def test_desired_model_table(common: dict[str, Any], instill: dict[str, Any] | None, expected: dict[str, Any]) -> None:
@@ -244,11 +260,10 @@ def test_readme_keeps_user_text_and_carries_marker() -> None:
 
 
 @pytest.mark.parametrize("instill, fields", [
-    ({}, ("spec.instill.modelDefinition", "spec.instill.configuration", "spec.instill.task",
-          "spec.instill.region", "spec.instill.hardware")),
+    ({}, ("spec.instill.modelDefinition", "spec.instill.task", "spec.instill.region", "spec.instill.hardware")),
     ({k: v for k, v in BASE_INSTILL.items() if k != "task"}, ("spec.instill.task",)),
     ({k: v for k, v in BASE_INSTILL.items() if k != "region"}, ("spec.instill.region",)),
-    ({**BASE_INSTILL, "hardware": ""}, ("spec.instill.hardware",)),
+    ({**{k: v for k, v in BASE_INSTILL.items() if k != "hardware"}}, ("spec.instill.hardware",)),
 ])
 def test_required_on_create(instill: dict[str, Any], fields: tuple[str, ...]) -> None:
     res = make_res(instill)
@@ -274,12 +289,13 @@ def test_enums_and_types_are_the_schemas() -> None:
     ({}, ()),
     ({"modelDefinition": "container"}, ()),  # same definition, short form
     ({"visibility": "VISIBILITY_UNSPECIFIED"}, ()),  # documented as PRIVATE
-    ({"configuration": {"image": "llama", "server-default": 1}}, ()),  # server-added keys are not drift
+    ({"configuration": {"server-default": 1}}, ()),  # server-added keys are not drift
     ({"readme": None}, ("readme",)),  # marker lost
-    ({"description": "changed in the UI"}, ("description",)),
+    ({"description": "changed in the UI"}, ()),  # not in the spec: left as it is
     ({"hardware": "GPU", "task": "TASK_COMPLETION"}, ("hardware", "task")),  # mutable first
-    ({"configuration": {"image": "other"}}, ("configuration",)),
-    ({"license": "MIT"}, ("license",)),  # unset in spec = empty
+    ({"configuration": None}, ("configuration",)),
+    ({"license": "https://spdx.org/licenses/MIT"}, ()),  # unset in spec: not managed, left as it is
+    ({"profileImage": "http://x/v1alpha/users/local/models/x/image"}, ()),  # not set in spec
 ])
 def test_diff_table(observed_changes: dict[str, Any], expected: tuple[str, ...]) -> None:
     res = make_res(BASE_INSTILL)
@@ -329,52 +345,65 @@ async def test_create_then_observe_is_up_to_date(sim: Sim, backend: InstillBacke
     assert obs.exists and obs.up_to_date, obs.diff
     assert obs.external_id == model_id
     assert obs.inventory is not None and obs.inventory["uid"] == stored["uid"]
-    # observe asked for the full view: configuration was compared, not missing
-    assert obs.inventory["configuration"] == {"image": "llama"}
+    # observe asked for the full view: configuration was compared, not missing (null in the basic view)
+    assert obs.inventory["configuration"] == {}
 
 
 async def test_update_sends_only_changed_mutable_fields(sim: Sim, backend: InstillBackend) -> None:
     await backend.create(make_res(BASE_INSTILL, description="old"))
     sim.clear_journal()
-    changed = make_res({**BASE_INSTILL, "hardware": "GPU"}, description="new", license="MIT")
+    changed = make_res({**BASE_INSTILL, "hardware": "GPU"}, description="new", license="https://spdx.org/licenses/MIT")
     obs = await backend.observe(changed)
     assert obs.diff == ("description", "hardware", "license")
     inventory = await backend.update(changed, obs)
     [patch] = sim.writes("PATCH")
-    assert patch["body"] == {"description": "new", "hardware": "GPU", "license": "MIT"}
+    assert patch["body"] == {"description": "new", "hardware": "GPU", "license": "https://spdx.org/licenses/MIT"}
     assert inventory["hardware"] == "GPU"
     assert (await backend.observe(changed)).up_to_date
 
 
 async def test_clearing_an_optional_field_sends_empty_string(sim: Sim, backend: InstillBackend) -> None:
-    await backend.create(make_res(BASE_INSTILL, description="old", license="MIT"))
+    lic = "https://spdx.org/licenses/MIT"
+    await backend.create(make_res(BASE_INSTILL, description="old", license=lic))
     sim.clear_journal()
-    res = make_res(BASE_INSTILL, license="MIT")
+    res = make_res(BASE_INSTILL, description="", license=lic)
     obs = await backend.observe(res)
     assert obs.diff == ("description",)
     await backend.update(res, obs)
     [patch] = sim.writes("PATCH")
     assert patch["body"] == {"description": ""}
+    assert sim.models[("local", default_model_id(res, sim.conn))]["description"] == ""
     assert (await backend.observe(res)).up_to_date
+
+
+async def test_a_field_removed_from_the_spec_is_left_as_it_is(sim: Sim, backend: InstillBackend) -> None:
+    """Absent from the spec = not managed (README: removed fields stay in the registry)."""
+    await backend.create(make_res({**BASE_INSTILL, "sourceUrl": "https://github.com/x/y"}, description="old"))
+    res = make_res(BASE_INSTILL)
+    obs = await backend.observe(res)
+    assert obs.up_to_date, obs.diff
+    stored = sim.models[("local", default_model_id(res, sim.conn))]
+    assert (stored["description"], stored["sourceUrl"]) == ("old", "https://github.com/x/y")
 
 
 async def test_immutable_change_is_terminal_and_never_patched(sim: Sim, backend: InstillBackend) -> None:
     await backend.create(make_res(BASE_INSTILL))
     sim.clear_journal()
-    changed = make_res({**BASE_INSTILL, "task": "TASK_COMPLETION", "configuration": {"image": "other"}}, description="new")
+    changed = make_res({**BASE_INSTILL, "task": "TASK_COMPLETION", "region": "REGION_GCP_EUROPE_WEST4"},
+                       description="new")
     obs = await backend.observe(changed)
-    assert obs.diff == ("description", "configuration", "task")
+    assert obs.diff == ("description", "task", "region")
     with pytest.raises(Terminal) as info:
         await backend.update(changed, obs)
     assert "spec.instill.task cannot change after create; to change it, create a new Model (new name) and delete this one" in str(info.value)
-    assert "spec.instill.configuration cannot change after create" in str(info.value)
-    assert info.value.fields == ("spec.instill.configuration", "spec.instill.task")
+    assert "spec.instill.region cannot change after create" in str(info.value)
+    assert info.value.fields == ("spec.instill.task", "spec.instill.region")
     # the mutable change landed; no PATCH carried an immutable field
     patches = sim.writes("PATCH")
     assert [p["body"] for p in patches] == [{"description": "new"}]
     # the next sync: only the immutable drift is left, no request, the same error
     obs = await backend.observe(changed)
-    assert obs.diff == ("configuration", "task")
+    assert obs.diff == ("task", "region")
     sim.clear_journal()
     with pytest.raises(Terminal, match="spec.instill.task cannot change"):
         await backend.update(changed, obs)
@@ -477,13 +506,15 @@ async def test_patch_on_vanished_model_is_recoverable(sim: Sim, backend: Instill
 
 
 async def test_400_from_registry_is_terminal(sim: Sim, backend: InstillBackend) -> None:
-    res = make_res({**BASE_INSTILL, "modelDefinition": "model-definitions/unknown"})
+    # the schema's format: uri refuses a bare license name (the CRD refuses it at admission: a CEL
+    # rule, which pydantic does not repeat); the field comes from the validator's instanceLocation
+    res = make_res(BASE_INSTILL, license="apache-2.0")
     with pytest.raises(Terminal) as info:
         await backend.create(res)
     assert not isinstance(info.value, (NameTaken, CredentialsRejected))
-    assert "HTTP 400" in str(info.value)
-    assert "model definition unknown is not supported" in str(info.value)
-    assert info.value.fields == ("spec.instill.modelDefinition",)
+    assert info.value.reason == "InvalidSpec"
+    assert "HTTP 400: Model spec is invalid: /license:" in str(info.value)
+    assert info.value.fields == ("spec.license",)
     assert sim.models == {}
 
 
@@ -581,13 +612,31 @@ async def test_timeout_and_connection_errors_are_recoverable() -> None:
         await b.aclose()
 
 
-async def test_unknown_namespace_on_create_is_terminal(sim: Sim) -> None:
+async def test_unknown_namespace_is_registry_misconfigured(sim: Sim) -> None:
+    """The server answers 500 "namespace error" for a namespace that does not exist; the backend
+    asks check-namespace and reports RegistryMisconfigured (README's reason table)."""
     conn = RegistryConnection(key="k", name="reg", kind="ModelRegistry", backend="instill", endpoint=sim.url,
                               credentials={"token": TOKEN}, settings={"namespace": "nope"})
     b = InstillBackend(conn)
-    assert not (await b.observe(make_res(BASE_INSTILL))).exists
-    with pytest.raises(Terminal, match="namespace 'nope' was not found"):
-        await b.create(make_res(BASE_INSTILL))
+    for call in (b.check(), b.observe(make_res(BASE_INSTILL)), b.create(make_res(BASE_INSTILL))):
+        with pytest.raises(Terminal) as info:
+            await call
+        assert info.value.reason == "RegistryMisconfigured"
+        assert "HTTP 500: namespace error; the Instill namespace 'nope' does not exist" in str(info.value)
+        assert "spec.instill.namespace of registry reg" in str(info.value)
+    checks = [e for e in sim.journal() if e["path"] == "/v1beta/check-namespace"]
+    assert [e["body"] for e in checks] == [{"id": "nope"}] * 3
+    await b.aclose()
+
+
+async def test_a_500_in_an_existing_namespace_stays_recoverable(sim: Sim, backend: InstillBackend) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1beta/check-namespace":
+            return httpx.Response(200, json={"type": "NAMESPACE_ORGANIZATION"})
+        return httpx.Response(500, json={"code": 13, "message": "database is down", "details": []})
+    b = InstillBackend(make_conn(), transport=httpx.MockTransport(handler))
+    with pytest.raises(Recoverable, match="HTTP 500: database is down"):
+        await b.observe(make_res(BASE_INSTILL))
     await b.aclose()
 
 
@@ -606,3 +655,104 @@ async def test_aclose_closes_the_client(sim: Sim) -> None:
     await b.aclose()
     assert client.is_closed
     await b.aclose()  # twice is fine
+
+
+# ---------------------------------------------------------------- what the real server accepts (issue 14)
+
+
+EVERY_INSTILL = {**BASE_INSTILL, "visibility": "VISIBILITY_PUBLIC", "sourceUrl": "https://github.com/x/y",
+                 "documentationUrl": "https://docs.example.com/y", "profileImage": "data:image/png;base64,iVBORw0KGgo="}
+EVERY_COMMON = {"description": "every field", "readme": "# Every", "license": "https://spdx.org/licenses/MIT"}
+
+
+def test_create_body_table() -> None:
+    desired = {"description": "", "modelDefinition": "model-definitions/container", "configuration": {},
+               "task": "TASK_CHAT", "visibility": "VISIBILITY_PRIVATE", "region": "REGION_LOCAL", "hardware": "CPU",
+               "readme": "r", "sourceUrl": "https://s", "documentationUrl": "https://d", "license": "https://l",
+               "profileImage": "data:,"}
+    body, later = create_body("m", desired)
+    assert "description" not in body and later == {}  # "" is not sent on create: 12 left
+    assert len(body) == 12
+    body, later = create_body("m", {**desired, "description": "d"})
+    assert len(body) == 12 and later == {"profileImage": "data:,"}
+    body, later = create_body("m", {**desired, "description": "d", "extra1": 1, "extra2": 2})
+    assert len(body) == 12 and list(later) == ["profileImage", "documentationUrl", "sourceUrl"]
+
+
+async def test_every_field_lands_with_at_most_12_properties_per_create(sim: Sim, backend: InstillBackend) -> None:
+    res = make_res(EVERY_INSTILL, **EVERY_COMMON)
+    await backend.create(res)
+    [post] = sim.writes("POST")
+    assert len(post["body"]) == 12 and "profileImage" not in post["body"]
+    [patch] = sim.writes("PATCH")
+    assert patch["body"] == {"profileImage": EVERY_INSTILL["profileImage"]}
+    stored = sim.models[("local", default_model_id(res, sim.conn))]
+    for field in ("sourceUrl", "documentationUrl", "profileImage", "visibility", "hardware", "region", "task"):
+        assert stored[field] == EVERY_INSTILL[field], field
+    assert (stored["description"], stored["license"]) == (EVERY_COMMON["description"], EVERY_COMMON["license"])
+    assert stored["readme"].startswith("# Every")
+    # what the registry cannot show back: only the image (read as a URL); the core records it as sent
+    obs = await backend.observe(res)
+    assert obs.diff == ("profileImage",)
+    assert "profileImage" not in (obs.inventory or {})
+
+
+async def test_fields_without_an_instill_counterpart_are_reported_and_never_sent(sim: Sim, backend: InstillBackend) -> None:
+    common = {"installPath": "oci://registry/x", "vendor": "Meta", "version": "3.1", "parameters": "8B",
+              "gpu": {"minMemory": "16Gi", "recommendedMemory": "24Gi", "recommendedCount": [1],
+                      "constraintDescription": "Ampere", "accelerator": "cuda:12.1"},
+              "architecture": "LlamaForCausalLM", "frameworkVersion": "vLLM 0.6", "task": "text-generation",
+              "defaultServiceRef": {"name": "vllm"}}
+    res = make_res(BASE_INSTILL, **common)
+    await backend.create(res)
+    obs = await backend.observe(res)
+    assert obs.up_to_date, obs.diff
+    reported = {n.field: n for n in obs.not_settable}
+    assert set(reported) == {
+        "spec.installPath", "spec.vendor", "spec.version", "spec.parameters", "spec.gpu.minMemory",
+        "spec.gpu.recommendedMemory", "spec.gpu.recommendedCount", "spec.gpu.constraintDescription",
+        "spec.gpu.accelerator", "spec.architecture", "spec.frameworkVersion", "spec.task", "spec.defaultServiceRef"}
+    assert all("Instill" in n.why for n in reported.values())
+    sent = json.dumps([e["body"] for e in sim.writes()])
+    for value in ("oci://registry/x", "Meta", "LlamaForCausalLM", "vLLM 0.6", "text-generation", "cuda:12.1", "Ampere"):
+        assert value not in sent
+    # nothing set, nothing reported
+    assert (await backend.observe(make_res(BASE_INSTILL))).not_settable == ()
+
+
+def test_fields_from_a_schema_refusal() -> None:
+    message = ('Model spec is invalid {"valid": false, "errors": [{"keywordLocation": "/properties/license/format", '
+               '"instanceLocation": "/license", "error": "x"}, {"keywordLocation": "/properties/source_url/maxLength",'
+               ' "instanceLocation": "/source_url", "error": "y"}]}')
+    assert fields_from_message(message) == ("spec.license", "spec.instill.sourceUrl")
+    assert fields_from_message("missing properties: 'task', 'hardware'") == ("spec.instill.task", "spec.instill.hardware")
+    error = parse_error(400, {"code": 3, "message": message, "details": []}, "")
+    assert error.message == "Model spec is invalid: /license: x; /source_url: y"
+    assert error.fields == ("spec.license", "spec.instill.sourceUrl")
+
+
+@pytest.mark.parametrize("instill, field", [
+    ({"sourceUrl": "github.com/x/y"}, "spec.instill.sourceUrl"),
+    ({"documentationUrl": "https://example.com/" + "a" * 44}, "spec.instill.documentationUrl"),
+    ({"configuration": {"image": "llama"}}, "spec.instill.configuration"),
+    ({"modelDefinition": "model-definitions/magic"}, "spec.instill.modelDefinition"),
+    ({"task": "TASK_SPEECH_RECOGNITION"}, "spec.instill.task"),
+    ({"region": "REGION_MARS"}, "spec.instill.region"),
+    ({"region": "REGION_GCP_EUROPE_WEST4", "hardware": "GPU"}, "spec.instill"),
+    ({"hardware": "x" * 64}, "spec.instill.hardware"),
+    ({"profileImage": "https://example.com/logo.png"}, "spec.instill.profileImage"),
+    ({"profileImage": "data:image/png;base64,not base64!"}, "spec.instill.profileImage"),
+])
+def test_the_schema_knows_the_published_limits(instill: dict[str, Any], field: str) -> None:
+    """What model-backend's JSON Schema (and its container definition) refuses, pydantic refuses too,
+    naming the field (the CRD has the same patterns and CEL rules)."""
+    with pytest.raises(pydantic.ValidationError) as info:
+        ModelSpec.model_validate({"registries": [{"name": "reg"}], "instill": {**BASE_INSTILL, **instill}})
+    assert f"{field}" in describe_validation_error(info.value)
+
+
+def test_the_schema_accepts_what_the_server_accepts() -> None:
+    ModelSpec.model_validate({"registries": [{"name": "reg"}], "instill": {
+        **BASE_INSTILL, **EVERY_INSTILL, "region": "REGION_GCP_EUROPE_WEST4", "hardware": "NVIDIA_A100_80G",
+        "sourceUrl": "https://example.com/" + "a" * 43, "documentationUrl": ""}})
+    ModelSpec.model_validate({"registries": [{"name": "reg"}], "instill": {**BASE_INSTILL, "hardware": "my-tpu-pool"}})

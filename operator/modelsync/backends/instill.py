@@ -15,9 +15,30 @@ camelCase field names):
 
 Errors are ``{"code": <grpc code>, "message": "...", "details": [...]}``, classified by the
 shared status table (:mod:`modelsync.backends.http`); a 404 means "absent" for a read, a
-delete and an update's target, and "the namespace does not exist"
-(``RegistryMisconfigured``) for a create or the registry check.
+delete and an update's target. A namespace that does not exist is *not* a 404 on the real
+server (model-backend v0.38.5 ``GetRscNamespace`` returns a plain error: HTTP 500
+``{"code": 2, "message": "namespace error"}``), so on any HTTP 500 the backend asks
+``POST /v1beta/check-namespace`` ``{"id": <namespace>}`` (mgmt-backend's public API, behind
+the same gateway): ``NAMESPACE_USER`` / ``NAMESPACE_ORGANIZATION`` means the namespace is there
+and the 500 is the registry's (``RegistryUnavailable``), anything else ``RegistryMisconfigured``.
+A create refused by the published JSON Schema (``config/model/model.json``) is a 400 whose
+message carries the validator's output; its ``instanceLocation`` names the field.
 ``Authorization: Bearer <api token>`` from the registry Secret's ``token`` key.
+
+**What is sent** (the v1alpha ``Model`` message, model.proto @ 80d2c12, and what model-backend
+v0.38.5 does with it): only the fields the spec sets; a field absent from the spec is left as
+the registry has it. The create body holds at most 12 properties (the schema's
+``maxProperties``, counted on what protojson marshals: the 7 required fields, the readme with
+its marker, and up to 4 more); the optional fields beyond that (``profileImage`` first) are sent
+by a PATCH right after the POST. ``""`` is never sent on create (a URI field would fail
+``format: uri``; an empty field reads back as ``""`` anyway) and clears the field on PATCH.
+``configuration`` is ``{}`` when the spec leaves it out: the container definition's
+``configurationSchema`` allows no keys and the server stores ``{}`` whatever it is given.
+``profileImage`` reads back as a generated URL (``<host>/v1alpha/<owner>/models/<id>/image``),
+never as what was sent, so it is compared by the core's record of what was sent
+(``status.registries[].unobservedFields``) and sent once per spec value. Spec fields the Model
+message has no field for (:data:`NOT_SETTABLE`) are never sent and are reported in
+``Observation.not_settable``.
 
 **Model id.** ``spec.instill.id`` when set, else :func:`default_model_id`:
 ``ms-<sanitized name>-<8 hex of deterministic_id(uid, registry key)>``. Either
@@ -57,6 +78,7 @@ them). The rule here:
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import typing
@@ -71,6 +93,7 @@ from .base import (
     CredentialsRejected,
     Entry,
     NameTaken,
+    NotSettable,
     Observation,
     Recoverable,
     RegistryConnection,
@@ -94,10 +117,33 @@ MUTABLE_FIELDS: tuple[str, ...] = (
 )
 #: fields fixed at create (``id`` is fixed by construction: it is the URL)
 IMMUTABLE_FIELDS: tuple[str, ...] = ("modelDefinition", "configuration", "task", "region")
-#: optional strings: absent and "" are the same value; "" clears on PATCH
+#: ``optional string`` fields: a read gives "" for an empty one; "" clears on PATCH
 OPTIONAL_STRINGS = frozenset({"description", "readme", "sourceUrl", "documentationUrl", "license", "profileImage"})
 #: what POST must carry besides ``id`` (REQUIRED in the API)
 REQUIRED_ON_CREATE: tuple[str, ...] = ("modelDefinition", "configuration", "task", "visibility", "region", "hardware")
+#: ``maxProperties`` of model-backend v0.38.5 ``config/model/model.json``: the create body's limit
+MAX_CREATE_PROPERTIES = 12
+#: optional fields a create leaves to the PATCH that follows it when the body would be too big, first first
+DEFERRABLE: tuple[str, ...] = ("profileImage", "documentationUrl", "sourceUrl", "license", "description")
+#: a read gives this instead of the stored image (``DBToPBModel``): never the value sent
+UNREADABLE: frozenset[str] = frozenset({"profileImage"})
+_MODEL_PROTO = "the Instill v1alpha Model message (model.proto @ 80d2c12)"
+#: spec fields (common to every registry) that the Instill Model message has no field for
+NOT_SETTABLE: dict[str, str] = {
+    "spec.installPath": f"{_MODEL_PROTO} has no artifact path: a container model's image is pushed, not named",
+    "spec.vendor": f"{_MODEL_PROTO} has no vendor field",
+    "spec.version": f"{_MODEL_PROTO} has no version field (versions are output-only, made by pushing images)",
+    "spec.parameters": f"{_MODEL_PROTO} has no parameters field",
+    "spec.gpu.minMemory": f"{_MODEL_PROTO} has no GPU memory field (spec.instill.hardware chooses the hardware)",
+    "spec.gpu.recommendedMemory": f"{_MODEL_PROTO} has no GPU memory field (spec.instill.hardware chooses the hardware)",
+    "spec.gpu.recommendedCount": f"{_MODEL_PROTO} has no GPU count field (spec.instill.hardware chooses the hardware)",
+    "spec.gpu.constraintDescription": f"{_MODEL_PROTO} has no GPU constraint field",
+    "spec.gpu.accelerator": f"{_MODEL_PROTO} has no accelerator field (spec.instill.hardware chooses the hardware)",
+    "spec.architecture": f"{_MODEL_PROTO} has no architecture field",
+    "spec.frameworkVersion": f"{_MODEL_PROTO} has no framework field",
+    "spec.task": f"{_MODEL_PROTO} takes its task as the enum spec.instill.task, not as free text",
+    "spec.defaultServiceRef": "Instill has no model services: a model is served by itself (spec.instill.hardware)",
+}
 #: wire field → the spec path a user edits
 SPEC_PATHS: dict[str, str] = {
     "id": "spec.instill.id",
@@ -196,24 +242,24 @@ def normalize_model_definition(value: str) -> str:
 
 
 def desired_model(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
-    """The wire body (without ``id``) that the spec asks for.
+    """The wire fields (without ``id``) that the spec sets: the fields ModelSync manages.
 
-    Common fields: ``description``, ``readme`` (plus the ownership marker) and
-    ``license``; the ``instill`` section gives ``modelDefinition``,
-    ``configuration``, ``task``, ``visibility``, ``region``, ``hardware``,
-    ``sourceUrl``, ``documentationUrl`` and ``profileImage``. Unset fields are
-    left out (an unset optional string means "empty" when diffing).
+    Common fields: ``description``, ``readme`` (plus the ownership marker, so always) and
+    ``license``; the ``instill`` section gives ``modelDefinition``, ``configuration`` (``{}``
+    when left out: the only value the container definition allows), ``task``, ``visibility``,
+    ``region``, ``hardware``, ``sourceUrl``, ``documentationUrl`` and ``profileImage``. A field the
+    spec leaves out is not managed (the registry keeps its value); one set to ``""`` is managed
+    as empty.
     """
     spec = res.spec
     inst = spec.instill
     body: dict[str, Any] = {}
-    if spec.description:
+    if spec.description is not None:
         body["description"] = spec.description
     if inst is not None:
         if inst.modelDefinition is not None:
             body["modelDefinition"] = normalize_model_definition(inst.modelDefinition)
-        if inst.configuration is not None:
-            body["configuration"] = dict(inst.configuration)
+        body["configuration"] = dict(inst.configuration) if inst.configuration is not None else {}
         if inst.task is not None:
             body["task"] = inst.task
         body["visibility"] = inst.visibility
@@ -225,13 +271,43 @@ def desired_model(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
     if inst is not None:
         for f in ("sourceUrl", "documentationUrl"):
             v = getattr(inst, f)
-            if v:
+            if v is not None:
                 body[f] = v
-    if spec.license:
+    if spec.license is not None:
         body["license"] = spec.license
-    if inst is not None and inst.profileImage:
+    if inst is not None and inst.profileImage is not None:
         body["profileImage"] = inst.profileImage
     return body
+
+
+def create_body(model_id: str, desired: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The POST body and what is left for the PATCH after it.
+
+    ``""`` is left out (a new model's optional strings read back as ``""`` anyway, and the
+    schema's ``format: uri`` refuses an empty URI); then, while the body has more than
+    :data:`MAX_CREATE_PROPERTIES` properties, the next of :data:`DEFERRABLE` moves to the PATCH.
+    """
+    body = {"id": model_id, **{k: v for k, v in desired.items() if not (k in OPTIONAL_STRINGS and v == "")}}
+    later: dict[str, Any] = {}
+    for f in DEFERRABLE:
+        if len(body) <= MAX_CREATE_PROPERTIES:
+            break
+        if f in body:
+            later[f] = body.pop(f)
+    return body, later
+
+
+def not_settable(res: Resource) -> tuple[NotSettable, ...]:
+    """The spec fields that are set and that no Instill API can set (:data:`NOT_SETTABLE`)."""
+    spec = res.spec
+    out: list[NotSettable] = []
+    for path, why in NOT_SETTABLE.items():
+        node: Any = spec
+        for part in path.split(".")[1:]:
+            node = getattr(node, part, None) if node is not None else None
+        if node is not None:
+            out.append(NotSettable(path, why))
+    return tuple(out)
 
 
 def validate_desired(body: Mapping[str, Any], *, creating: bool) -> None:
@@ -275,12 +351,14 @@ def _norm(field: str, value: Any) -> Any:
 def diff_model(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple[str, ...]:
     """Wire names of the fields whose registry value differs: mutable first, then immutable.
 
-    Optional strings are always managed (absent in the spec = empty in the
-    registry); the other fields only when the spec sets them.
+    Only the fields the spec sets are compared (an optional string reads back as "" when
+    empty, so "" and absent in the registry are the same). ``profileImage`` never reads back
+    as sent (:data:`UNREADABLE`): it is always listed, and the core keeps it from being sent
+    twice for one spec value.
     """
     out: list[str] = []
     for f in MUTABLE_FIELDS + IMMUTABLE_FIELDS:
-        if f not in desired and f not in OPTIONAL_STRINGS:
+        if f not in desired:
             continue
         want, have = _norm(f, desired.get(f)), _norm(f, observed.get(f))
         same = _contains(have, want) if f == "configuration" else want == have
@@ -323,15 +401,56 @@ def fields_from_details(details: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+_INSTANCE_RE = re.compile(r'"instanceLocation":\s*"/([A-Za-z_]+)')
+_MISSING_RE = re.compile(r"missing propert(?:y|ies):?\s*([^\"\n]+)")
+
+
+def fields_from_message(message: str) -> tuple[str, ...]:
+    """Spec paths a JSON Schema refusal names: each ``instanceLocation`` of the validator's
+    output the server puts in its message ("Model spec is invalid {…}"), and the properties a
+    ``required`` violation says are missing."""
+    out: list[str] = []
+    names = _INSTANCE_RE.findall(message)
+    for missing in _MISSING_RE.findall(message):
+        names += re.findall(r"[A-Za-z_]+", missing)
+    for name in names:
+        path = SPEC_PATHS.get(_camel(name))
+        if path and path not in out:
+            out.append(path)
+    return tuple(out)
+
+
 def parse_error(status: int, body: Any, text: str) -> VendorError:
-    """``{"code": <grpc code>, "message", "details"}``: the message, and the fields a
-    google.rpc.BadRequest names (as spec paths)."""
+    """``{"code": <grpc code>, "message", "details"}``: the message (a JSON Schema refusal's
+    validator output shortened to its errors), and the fields a google.rpc.BadRequest or the
+    validator's output names (as spec paths)."""
     if not isinstance(body, dict):
         return VendorError()
     code = body.get("code")
     message = str(body.get("message") or body.get("error") or "")
-    return VendorError(code="" if code is None else str(code), message=message,
-                       fields=fields_from_details(body.get("details")))
+    fields = fields_from_details(body.get("details")) or fields_from_message(message)
+    return VendorError(code="" if code is None else str(code), message=_short_schema_message(message),
+                       fields=fields)
+
+
+def _short_schema_message(message: str) -> str:
+    """"Model spec is invalid {…validator output…}" as "Model spec is invalid: /license: …; …"."""
+    head, brace, rest = message.partition("{")
+    if not brace:
+        return message
+    try:
+        output = json.loads(brace + rest)
+    except ValueError:
+        return message
+    errors = output.get("errors") if isinstance(output, dict) else None
+    if not isinstance(errors, list) or not errors:
+        return message
+    parts = []
+    for e in errors:
+        if isinstance(e, dict):
+            where = e.get("instanceLocation") or "(body)"
+            parts.append(f"{where}: {e.get('error', '')}")
+    return f"{head.strip()}: " + "; ".join(parts)
 
 
 # ---------------------------------------------------------------- the backend
@@ -346,7 +465,7 @@ class InstillBackend(Backend):
         self.transport = Transport(
             conn, backend=self.name, vendor="Instill", auth=self._auth, parse_error=parse_error,
             credentials_hint=self._credentials_hint, transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "modelsync"},
+            headers={"Accept": "application/json"},
         )
 
     # -- plumbing
@@ -381,16 +500,37 @@ class InstillBackend(Backend):
 
     async def check(self) -> str:
         what = "list models"
-        reply = await self._send("GET", self._path(), what, params={"pageSize": "1"}, accept=ABSENT)
-        if not reply.ok:
-            raise self._namespace_missing(what, reply)
+        await self._send("GET", self._path(), what, params={"pageSize": "1"})
         return f"token accepted; namespace {self.namespace} reachable"
 
-    def _namespace_missing(self, what: str, reply: Reply) -> Terminal:
-        detail = (reply.error.message[:200] if reply.error else "") or "Not Found"
+    #: the namespace types of ``POST /v1beta/check-namespace`` that hold models
+    NAMESPACE_TYPES = frozenset({"NAMESPACE_USER", "NAMESPACE_ORGANIZATION"})
+
+    async def _namespace_type(self) -> str | None:
+        """What ``POST /v1beta/check-namespace`` says uses the namespace id, or None when it
+        cannot tell (the call failed, or the reply has no type)."""
+        try:
+            reply = await self.transport.request(
+                "POST", "/v1beta/check-namespace", what=f"checking Instill namespace {self.namespace}",
+                json={"id": self.namespace}, accept=frozenset(Outcome))
+        except Recoverable:
+            return None
+        kind = reply.body.get("type") if reply.ok and isinstance(reply.body, dict) else None
+        return kind if isinstance(kind, str) else None
+
+    async def _server_error(self, reply: Reply, what: str) -> Terminal | None:
+        """On an HTTP 500: RegistryMisconfigured when the namespace does not exist (that is how
+        model-backend answers for one, see the module doc), else None (the 500 stands)."""
+        if reply.status != 500:
+            return None
+        kind = await self._namespace_type()
+        if kind is None or kind in self.NAMESPACE_TYPES:
+            return None
+        detail = (reply.error.message[:200] if reply.error else "") or "Internal Server Error"
         return Terminal(self._scrub(
-            f"{what}: HTTP 404: {detail} (the Instill namespace {self.namespace!r} was not found: "
-            f"spec.instill.namespace of registry {self.conn.name})"), reason="RegistryMisconfigured")
+            f"{what}: HTTP 500: {detail}; the Instill namespace {self.namespace!r} does not exist "
+            f"(check-namespace: {kind}): fix spec.instill.namespace of registry {self.conn.name}"),
+            reason="RegistryMisconfigured")
 
     def _path(self, model_id: str | None = None) -> str:
         base = f"{API_PREFIX}/namespaces/{quote(self.namespace, safe='')}/models"
@@ -401,7 +541,12 @@ class InstillBackend(Backend):
 
     async def _send(self, method: str, path: str, what: str, *, json: Any = None,
                     params: Mapping[str, str] | None = None, accept: frozenset[Outcome] = frozenset()) -> Reply:
-        return await self.transport.request(method, path, what=what, json=json, params=params, accept=accept)
+        """One model API call; an HTTP 500 is checked against the namespace first."""
+        reply = await self.transport.request(method, path, what=what, json=json, params=params,
+                                             accept=accept | {Outcome.UNAVAILABLE})
+        if reply.outcome is Outcome.UNAVAILABLE and Outcome.UNAVAILABLE not in accept:
+            raise await self._server_error(reply, what) or self.transport.error(reply, what)
+        return reply
 
     def _model_from(self, reply: Reply, what: str) -> dict[str, Any]:
         model = reply.body.get("model") if isinstance(reply.body, dict) else None
@@ -454,6 +599,7 @@ class InstillBackend(Backend):
             diff=diff_model(desired, model),
             inventory=inventory_of(model),
             desired=desired,
+            not_settable=not_settable(res),
         )
 
     async def create(self, res: Resource) -> Mapping[str, Any]:
@@ -462,10 +608,18 @@ class InstillBackend(Backend):
         desired = desired_model(res, self.conn)
         validate_desired(desired, creating=True)
         what = f"creating {self._where(model_id)}"
-        reply = await self._send("POST", self._path(), what, json={"id": model_id, **desired},
-                                 accept=frozenset({Outcome.CONFLICT, Outcome.NOT_FOUND}))
+        body, later = create_body(model_id, desired)
+        reply = await self._send("POST", self._path(), what, json=body, accept=frozenset({Outcome.CONFLICT}))
         if reply.ok:
-            return inventory_of(self._model_from(reply, what))
+            inventory = inventory_of(self._model_from(reply, what))
+            if later:
+                # the schema's maxProperties: what did not fit in the POST goes in a PATCH now
+                what = f"setting {', '.join(later)} of new {self._where(model_id)}"
+                patched = await self._send("PATCH", self._path(model_id), what, json=later, accept=ABSENT)
+                if not patched.ok:
+                    raise Recoverable(f"{what}: the model is gone; it will be created again")
+                inventory = inventory_of(self._model_from(patched, what))
+            return inventory
         if reply.outcome is Outcome.CONFLICT:
             model = await self._get(model_id)
             if model is None:
@@ -477,7 +631,7 @@ class InstillBackend(Backend):
             if obs.diff:
                 return await self.update(res, obs)
             return obs.inventory or {}
-        raise self._namespace_missing(what, reply)
+        raise self.transport.error(reply, what)
 
     async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         """PATCH the differing mutable fields, then refuse immutable drift (see module doc)."""
@@ -532,9 +686,7 @@ class InstillBackend(Backend):
             params = {"pageSize": str(self.list_page_size), "view": "VIEW_FULL"}
             if token:
                 params["pageToken"] = token
-            reply = await self._send("GET", self._path(), what, params=params, accept=ABSENT)
-            if not reply.ok:
-                raise self._namespace_missing(what, reply)
+            reply = await self._send("GET", self._path(), what, params=params)
             body = reply.body if isinstance(reply.body, dict) else {}
             for model in body.get("models") or []:
                 if not isinstance(model, dict):

@@ -702,6 +702,7 @@ async def test_other_403_is_still_credentials_rejected() -> None:
 @pytest.mark.parametrize("workspace_reply, expected", [
     (httpx.Response(200, json={"name": "default"}), "RegistryUnavailable"),  # the workspace exists: a real 500
     (httpx.Response(404, json={"detail": "Not Found"}), "RegistryUnavailable"),  # no entities route: cannot tell
+    (httpx.Response(503, json={"detail": "down"}), "RegistryUnavailable"),  # no answer: cannot tell
     (httpx.Response(404, json={"detail": "Workspace 'default' not found"}), "RegistryMisconfigured"),
 ])
 async def test_list_500_asks_the_entity_store(workspace_reply: httpx.Response, expected: str) -> None:

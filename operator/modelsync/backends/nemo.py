@@ -54,7 +54,7 @@ from .base import (
     Unsupported,
     deterministic_id,
 )
-from .http import ABSENT, Outcome, Reply, Transport, VendorError
+from .http import ABSENT, ANY, Outcome, Reply, Transport, VendorError
 
 API_PREFIX = "/apis/models/v2/workspaces"
 WORKSPACES_PATH = "/apis/entities/v2/workspaces"
@@ -397,11 +397,15 @@ class NemoBackend(Backend):
             f"spec.nemo.workspace of registry {self.conn.name})"), reason="RegistryMisconfigured")
 
     async def _workspace_absent(self) -> bool:
-        """Whether the entity store says the workspace does not exist (its own 404 with a
-        ``detail`` other than FastAPI's bare route-not-found)."""
+        """Whether the entity store says the workspace does not exist: its own 404, whose detail
+        names the workspace ("Workspace 'x' not found"). Any other answer, or none, cannot tell."""
         path = f"{WORKSPACES_PATH}/{urllib.parse.quote(self.workspace, safe='')}"
-        reply = await self._request("GET", path, f"get workspace {self.workspace}", accept=ABSENT)
-        return not reply.ok and bool(reply.error and reply.error.message) and reply.error.message != "Not Found"
+        try:
+            reply = await self._request("GET", path, f"get workspace {self.workspace}", accept=ANY)
+        except BackendError:
+            return False
+        message = reply.error.message if reply.error else ""
+        return reply.status == 404 and "workspace" in message.lower()
 
     async def _failed_in_workspace(self, what: str, reply: Reply) -> BackendError:
         """A create's 404/422 or a list's 404/5xx: the workspace is missing, or the table's error."""

@@ -27,13 +27,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "instill"
 
 INST = {
     "modelDefinition": "model-definitions/container",
-    "configuration": {"image": "registry.example.com/llama-3.1-8b-instruct:v1"},
+    "configuration": {},
     "task": "TASK_CHAT",
     "region": "REGION_GCP_EUROPE_WEST4",
     "hardware": "CPU",
 }
 #: what the simulator leaves out of status (large or echoed fields), as the backend does
 INVENTORY_OMIT = {"readme", "profileImage", "inputSchema", "outputSchema"}
+LICENSE = "https://llama.meta.com/llama3_1/license/"
 
 
 # ---------------------------------------------------------------- fixtures and helpers
@@ -138,6 +139,13 @@ def sim_create(sim: Sim, model_id: str, **fields: Any) -> dict[str, Any]:
     return resp.json()["model"]
 
 
+def without_nulls(value: Any) -> Any:
+    """A JSON value as the status keeps it: the reply's nulls (EmitUnpopulated) are not stored."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
 def api_message(exc: ApiException) -> str:
     return str(json.loads(exc.body)["message"])
 
@@ -146,7 +154,7 @@ def api_message(exc: ApiException) -> str:
 
 
 def test_model_created_with_inventory_in_status(k8s: K8s, ins: str, isim: Sim) -> None:
-    obj = k8s.create(model("llama", ["instill"], description="Llama 3.1 8B instruct", license="llama3.1",
+    obj = k8s.create(model("llama", ["instill"], description="Llama 3.1 8B instruct", license=LICENSE,
                            readme="# Llama 3.1 8B\n", instill=INST), ins)
     uid = obj["metadata"]["uid"]
     mdl = k8s.wait_condition("Model", "llama", ins, "Ready")
@@ -163,13 +171,13 @@ def test_model_created_with_inventory_in_status(k8s: K8s, ins: str, isim: Sim) -
 
     # status carries Instill's own object, as stored (minus the large fields)
     inv = entry["inventory"]
-    assert inv == {k: v for k, v in sim_model.items() if k not in INVENTORY_OMIT}
+    assert inv == without_nulls({k: v for k, v in sim_model.items() if k not in INVENTORY_OMIT})
     assert inv["id"] == model_id and inv["name"] == f"namespaces/local/models/{model_id}"
     assert inv["uid"] == sim_model["uid"]
     assert inv["configuration"] == INST["configuration"]  # read with view=VIEW_FULL
     assert (inv["modelDefinition"], inv["task"], inv["region"], inv["hardware"], inv["visibility"]) == (
         "model-definitions/container", "TASK_CHAT", "REGION_GCP_EUROPE_WEST4", "CPU", "VISIBILITY_PRIVATE")
-    assert inv["description"] == "Llama 3.1 8B instruct" and inv["license"] == "llama3.1"
+    assert inv["description"] == "Llama 3.1 8B instruct" and inv["license"] == LICENSE
     # the ownership marker trails the user's readme
     assert sim_model["readme"] == f"# Llama 3.1 8B\n\n{marker(uid, ins, 'llama')}"
     assert "readme" not in inv
@@ -241,8 +249,8 @@ def test_immutable_fields_rejected_by_apiserver_once_created(k8s: K8s, ins: str,
     isim.clear_journal()
 
     for field, value in (("task", "TASK_COMPLETION"),
-                         ("configuration", {"image": "registry.example.com/other:v2"}),
-                         ("region", "REGION_LOCAL"), ("modelDefinition", "model-definitions/vllm"),
+                         ("configuration", None),  # removed: {} is the only value the CRD admits
+                         ("region", "REGION_LOCAL"), ("modelDefinition", "container"),
                          ("id", "another-id")):
         with pytest.raises(ApiException) as info:
             k8s.patch("Model", "fixed", ins, {"spec": {"instill": {field: value}}})
@@ -270,7 +278,7 @@ def test_immutable_fields_editable_before_creation(k8s: K8s, fresh: str, isim: S
         what="RegistryNotFound")
     assert not obj["status"]["registries"][0].get("externalId")
     k8s.patch("Model", "early", fresh, {"spec": {"instill": {"task": "TASK_COMPLETION"}}})
-    k8s.patch("Model", "early", fresh, {"spec": {"instill": {"configuration": {"image": "registry.example.com/v2"}}}})
+    k8s.patch("Model", "early", fresh, {"spec": {"instill": {"region": "REGION_LOCAL"}}})
     assert k8s.get("Model", "early", fresh)["metadata"]["generation"] == 3
 
     registry(k8s, fresh, isim, name="instill-late")
@@ -278,7 +286,7 @@ def test_immutable_fields_editable_before_creation(k8s: K8s, fresh: str, isim: S
     model_id = mdl["status"]["registries"][0]["externalId"]
     sim_model = stored(isim)[model_id]
     assert sim_model["task"] == "TASK_COMPLETION"
-    assert sim_model["configuration"] == {"image": "registry.example.com/v2"}
+    assert sim_model["region"] == "REGION_LOCAL"
     # and now that it exists, the same kind of edit is refused
     with pytest.raises(ApiException) as info:
         k8s.patch("Model", "early", fresh, {"spec": {"instill": {"task": "TASK_CHAT"}}})
@@ -290,12 +298,11 @@ def test_immutable_fields_editable_before_creation(k8s: K8s, fresh: str, isim: S
 
 
 def test_spec_rejected_by_instill_is_terminal_until_fixed(k8s: K8s, ins: str, isim: Sim) -> None:
-    # the CRD admits any modelDefinition name; this Instill knows only model-definitions/container
-    k8s.create(model("hf", ["instill"], instill={**INST, "modelDefinition": "model-definitions/huggingface"}), ins)
+    # the CRD's URI pattern admits a bad %-escape that Go's url.Parse (the server's format: uri) refuses
+    k8s.create(model("hf", ["instill"], instill={**INST, "sourceUrl": "https://example.com/%zz"}), ins)
     obj = failed(k8s, "hf", ins, "InvalidSpec")
     synced = condition(obj, "Synced")
-    assert "HTTP 400" in synced["message"]
-    assert "model definition huggingface is not supported" in synced["message"]
+    assert "HTTP 400: Model spec is invalid: /source_url:" in synced["message"], synced["message"]
     assert condition(obj, "Ready")["status"] == "False"
     entry = obj["status"]["registries"][0]
     assert entry["reason"] == "InvalidSpec" and not entry.get("externalId")
@@ -307,10 +314,10 @@ def test_spec_rejected_by_instill_is_terminal_until_fixed(k8s: K8s, ins: str, is
     assert len(posts(isim, model_id)) == 1
     assert stored(isim) == {}
 
-    k8s.patch("Model", "hf", ins, {"spec": {"instill": {"modelDefinition": "container"}}})
+    k8s.patch("Model", "hf", ins, {"spec": {"instill": {"sourceUrl": "https://example.com/%20"}}})
     mdl = synced_at(k8s, "hf", ins, 2)
     assert mdl["status"]["registries"][0]["externalId"] == model_id
-    assert stored(isim)[model_id]["modelDefinition"] == "model-definitions/container"
+    assert stored(isim)[model_id]["sourceUrl"] == "https://example.com/%20"
 
 
 def test_wrong_token_is_credentials_rejected_and_never_shown(
@@ -344,7 +351,8 @@ def test_wrong_token_is_credentials_rejected_and_never_shown(
 
 
 def test_id_taken_by_foreign_model_is_name_taken(k8s: K8s, ins: str, isim: Sim) -> None:
-    foreign = sim_create(isim, "shared-llama", description="someone else's", readme="# not yours")
+    sim_create(isim, "shared-llama", description="someone else's", readme="# not yours")
+    foreign = stored(isim)["shared-llama"]
     isim.clear_journal()
     k8s.create(model("mine", ["instill"], description="mine", instill={**INST, "id": "shared-llama"}), ins)
     obj = failed(k8s, "mine", ins, "NameTaken")
@@ -443,7 +451,10 @@ def test_model_service_on_instill_is_unsupported(k8s: K8s, ins: str, isim: Sim) 
 # ---------------------------------------------------------------- examples
 
 
-def test_examples_admitted(k8s: K8s, fresh: str, isim: Sim) -> None:
+def test_examples_sync_ready(k8s: K8s, fresh: str, isim: Sim) -> None:
+    """Every example manifest is admitted and every Model in them turns Ready against the
+    faithful simulator (the published JSON Schema checks every create)."""
+    assert isim.app["instill"].strict
     docs = [d for f in sorted(EXAMPLES.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
     assert {d["kind"] for d in docs} >= {"Secret", "ModelRegistry", "Model"}
     models = []
@@ -465,3 +476,97 @@ def test_examples_admitted(k8s: K8s, fresh: str, isim: Sim) -> None:
         sim_model = stored(isim)[model_id]
         assert sim_model["task"] == doc["spec"]["instill"]["task"]
         assert sim_model["configuration"] == doc["spec"]["instill"]["configuration"]
+
+
+# ---------------------------------------------------------------- fidelity to model-backend v0.38.5 (issue 14)
+
+
+IMAGE = "data:image/png;base64,iVBORw0KGgo="
+#: every field of the Model CRD the Instill backend can be given (the zstack and nemo sections are other registries')
+EVERY_FIELD = {
+    "description": "every field", "installPath": "oci://registry.example.com/every:v1", "vendor": "Example",
+    "version": "1.0", "parameters": "8B", "architecture": "LlamaForCausalLM", "frameworkVersion": "vLLM 0.6",
+    "task": "text-generation", "license": LICENSE, "readme": "# Every field\n",
+    "gpu": {"minMemory": "16Gi", "recommendedMemory": "24Gi", "recommendedCount": [1, 2],
+            "constraintDescription": "Ampere or newer", "accelerator": "cuda:12.1"},
+    "defaultServiceRef": {"name": "vllm"},
+    "instill": {"id": "every-field", "modelDefinition": "model-definitions/container", "configuration": {},
+                "task": "TASK_CHAT", "visibility": "VISIBILITY_PUBLIC", "region": "REGION_GCP_EUROPE_WEST4",
+                "hardware": "NVIDIA_L4", "sourceUrl": "https://github.com/example/every",
+                "documentationUrl": "https://docs.example.com/every", "profileImage": IMAGE},
+}
+NOT_SETTABLE = {"spec.installPath", "spec.vendor", "spec.version", "spec.parameters", "spec.architecture",
+                "spec.frameworkVersion", "spec.task", "spec.defaultServiceRef", "spec.gpu.minMemory",
+                "spec.gpu.recommendedMemory", "spec.gpu.recommendedCount", "spec.gpu.constraintDescription",
+                "spec.gpu.accelerator"}
+
+
+def test_every_field_lands_or_is_reported_and_is_written_once(k8s: K8s, ins: str, isim: Sim) -> None:
+    obj = k8s.create(model("every", ["instill"], **EVERY_FIELD), ins)
+    mdl = k8s.wait_condition("Model", "every", ins, "Ready", timeout=90)
+    entry = mdl["status"]["registries"][0]
+    assert entry["externalId"] == "every-field"
+    sim_model = stored(isim)["every-field"]
+    # landed: what the simulator stored is what the spec says
+    inst = EVERY_FIELD["instill"]
+    for field in ("modelDefinition", "configuration", "task", "visibility", "region", "hardware", "sourceUrl",
+                  "documentationUrl", "profileImage"):
+        assert sim_model[field] == inst[field], field
+    assert (sim_model["description"], sim_model["license"]) == (EVERY_FIELD["description"], LICENSE)
+    assert sim_model["readme"] == f"# Every field\n\n{marker(obj['metadata']['uid'], ins, 'every')}"
+    # the rest: listed as not settable, with why
+    reported = {n["field"]: n for n in entry["notSettable"]}
+    assert set(reported) == NOT_SETTABLE
+    assert all("Instill" in n["message"] for n in reported.values())
+    # the create fitted the schema's 12 properties; the image followed in one PATCH
+    [post] = posts(isim, "every-field")
+    assert len(post["body"]) <= 12
+    assert [e["body"] for e in isim.writes(f"{MODELS}/every-field")] == [{"profileImage": IMAGE}]
+    # the image reads back as a URL: recorded as sent, never sent again for the same spec
+    assert "profileImage" in entry.get("unobservedFields", {})
+    isim.clear_journal()
+    time.sleep(RESYNC_SECONDS * 4)
+    journal = isim.journal()
+    assert [e for e in journal if e["method"] == "GET" and e["path"] == f"{MODELS}/every-field"], "no resync read"
+    assert [e for e in journal if e["method"] not in ("GET", "HEAD")] == []
+    # a new image is sent, once
+    other = "data:image/png;base64,AAAA"
+    k8s.patch("Model", "every", ins, {"spec": {"instill": {"profileImage": other}}})
+    synced_at(k8s, "every", ins, 2)
+    assert [e["body"] for e in isim.writes(f"{MODELS}/every-field")] == [{"profileImage": other}]
+    assert stored(isim)["every-field"]["profileImage"] == other
+
+
+@pytest.mark.parametrize("spec, field", [
+    ({"license": "apache-2.0"}, "spec.license"),
+    ({"description": "d" * 1024}, "spec.description"),
+    ({"instill": {**INST, "sourceUrl": "https://example.com/" + "a" * 44}}, "spec.instill.sourceUrl"),
+    ({"instill": {**INST, "documentationUrl": "docs.example.com"}}, "spec.instill.documentationUrl"),
+    ({"instill": {**INST, "configuration": {"image": "registry.example.com/x:v1"}}}, "spec.instill.configuration"),
+    ({"instill": {**INST, "hardware": "GPU"}}, "spec.instill.hardware"),
+    ({"instill": {**INST, "task": "TASK_SPEECH_RECOGNITION"}}, "spec.instill.task"),
+    ({"instill": {**INST, "region": "REGION_MARS"}}, "spec.instill.region"),
+    ({"instill": {**INST, "modelDefinition": "model-definitions/huggingface"}}, "spec.instill.modelDefinition"),
+    ({"instill": {**INST, "profileImage": "https://example.com/logo.png"}}, "spec.instill.profileImage"),
+])
+def test_admission_knows_the_published_limits(k8s: K8s, fresh: str, spec: dict[str, Any], field: str) -> None:
+    full = {"instill": INST, **spec}
+    with pytest.raises(ApiException) as info:
+        k8s.create(model("limits", ["instill"], **full), fresh)
+    assert info.value.status == 422, info.value.body
+    assert field in api_message(info.value), api_message(info.value)
+    # the same values without an Instill section are not Instill's business
+    if "instill" not in spec:
+        k8s.create(model("limits-other", ["zstack"], **spec), fresh)
+
+
+def test_missing_namespace_is_registry_misconfigured(k8s: K8s, fresh: str, isim: Sim) -> None:
+    """The real server answers 500 for a namespace that does not exist; check-namespace tells."""
+    k8s.secret("instill-nons-token", fresh, {"token": TOKEN})
+    k8s.create({"kind": "ModelRegistry", "metadata": {"name": "instill-nons"}, "spec": {
+        "backend": "instill", "endpoint": isim.url, "credentialsSecretRef": {"name": "instill-nons-token"},
+        "instill": {"namespace": "nope"}, "requestTimeout": "10s"}}, fresh)
+    reg = k8s.wait("ModelRegistry", "instill-nons", fresh, lambda o: condition(o, "Ready").get("reason")
+                   == "RegistryMisconfigured", 60, what="Ready=False/RegistryMisconfigured")
+    message = condition(reg, "Ready")["message"]
+    assert "HTTP 500: namespace error" in message and "namespace 'nope' does not exist" in message, message

@@ -121,7 +121,7 @@ def test_token_with_trailing_newline_works_and_odd_characters_are_refused_unseen
     message = condition(reg, "Ready")["message"]
     assert f"Secret {ns}/odd-token" in message and "'token'" in message
     k8s.create(model("oddm", ["odd"], instill={"modelDefinition": "model-definitions/container",
-                                               "configuration": {"image": "x:1"}, "task": "TASK_CHAT",
+                                               "configuration": {}, "task": "TASK_CHAT",
                                                "region": "REGION_GCP_EUROPE_WEST4"}), ns)
     obj = k8s.wait("Model", "oddm", ns, lambda o: condition(o, "Synced").get("reason") == "CredentialsInvalid",
                    what="Synced=False CredentialsInvalid")

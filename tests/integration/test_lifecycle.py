@@ -20,7 +20,7 @@ PASSWORD = "l1fe-Pa55"
 TOKEN = "instill_sk_local"
 NEMO_MODELS = "/apis/models/v2/workspaces/default/models"
 INSTILL_MODELS = "/v1alpha/namespaces/local/models"
-INST = {"modelDefinition": "model-definitions/container", "configuration": {"image": "x/llama:1"},
+INST = {"modelDefinition": "model-definitions/container", "configuration": {},
         "task": "TASK_CHAT", "region": "REGION_GCP_EUROPE_WEST4", "hardware": "CPU"}
 SPECS: dict[str, dict[str, Any]] = {
     "zstack": dict(installPath="/models/m", description="one", gpu={"minMemory": "8Gi"}),

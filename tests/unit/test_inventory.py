@@ -174,7 +174,7 @@ async def test_nemo_missing_workspace_is_misconfigured() -> None:
 # ---------------------------------------------------------------- Instill
 
 
-INSTILL = {"modelDefinition": "container", "configuration": {"image": "llama"}, "task": "TASK_CHAT",
+INSTILL = {"modelDefinition": "container", "configuration": {}, "task": "TASK_CHAT",
            "region": "REGION_LOCAL", "hardware": "CPU"}
 
 

@@ -62,6 +62,12 @@ ANNOTATION_PREFIX = "modelsync.io/"
 RESYNC_ANNOTATION = "modelsync.io/resync-interval"
 #: held while deleting the resource must first remove its registry entries
 FINALIZER = "modelsync.io/finalizer"
+#: held on a registry (and the Secrets it logs in with) from the first resource that may leave
+#: entries in it until, once it is being deleted, no resource with entries in it remains: deleting
+#: a namespace (or an Argo CD prune, a Flux garbage collection) deletes the registry, its Secret
+#: and the Models at once, and the Models' finalizers need both to remove their entries
+IN_USE_FINALIZER = "modelsync.io/in-use"
+_ITSELF = ("", "")  # in Controller._held: the registry object itself, not one of its Secrets
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 
 
@@ -301,6 +307,8 @@ class Controller:
         self.observers: list[Callable[[Key, Mapping[str, Any], Outcome | None, float], None]] = []
         #: (namespace, ModelService name) → Models that name it as defaultServiceRef
         self._dependents: dict[tuple[str, str], set[Key]] = collections.defaultdict(set)
+        #: (registry, (namespace, Secret name)) this process has seen holding the in-use finalizer
+        self._held: set[tuple[Key, tuple[str, str]]] = set()
 
     # ------------------------------------------------------------ life cycle
 
@@ -369,7 +377,12 @@ class Controller:
         else:
             if store.secrets[ident][1] == meta.get("resourceVersion"):
                 return
-            store.secrets[ident] = (decode_secret_data(body.get("data")), meta.get("resourceVersion") or "")
+            data = decode_secret_data(body.get("data"))
+            if data == store.secrets[ident][0]:
+                # metadata only (the in-use finalizer, a label, the deletion): the credentials are
+                # the same, so the registry's connection (keyed by the version kept) stays
+                return
+            store.secrets[ident] = (data, meta.get("resourceVersion") or "")
         for key, obj in list(self.objects.items()):
             if key.kind in REGISTRY_KINDS and ident in _secret_refs(key, obj):
                 self.queue.add(key)
@@ -397,6 +410,11 @@ class Controller:
         old = self.objects.pop(key, None)
         if key.kind == "Model":
             self._index_dependency(key, old, None)
+        if key.kind in RESOURCE_KINDS:
+            for reg in _registries_of(key, old or body):  # one user fewer: a registry being deleted may go
+                reg_obj = self.objects.get(reg)
+                if reg_obj is not None and (reg_obj.get("metadata") or {}).get("deletionTimestamp"):
+                    self.queue.add(reg)
         self.queue.discard(key)
         self.failures.pop(key, None)
         uid = (body.get("metadata") or {}).get("uid")
@@ -411,10 +429,10 @@ class Controller:
                 continue
             if registry.kind == "ModelRegistry" and key.namespace != registry.namespace:
                 continue
-            refs = (obj.get("spec") or {}).get("registries") or []
-            if not any(r.get("name") == registry.name and r.get("kind", "ModelRegistry") == registry.kind for r in refs):
+            if registry not in _registries_of(key, obj):
                 continue
-            if only_unsynced:
+            deleting = bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+            if only_unsynced and not deleting:  # a deletion waiting on the registry goes at once too
                 entries = (obj.get("status") or {}).get("registries") or []
                 entry = next((e for e in entries if e.get("name") == registry.name
                               and e.get("kind", "ModelRegistry") == registry.kind), None)
@@ -478,6 +496,8 @@ class Controller:
                 body = await self._set_finalizers(key, body, wanted)
                 if body is None:
                     return
+            if needed:  # before any entry is made: its registry and Secrets stay while it may leave one
+                await self._hold_registries(key, body)
         try:
             outcome = await self.reconciler.reconcile(key.kind, body, attempt=self.failures[key])
         except BaseException:
@@ -531,9 +551,15 @@ class Controller:
             return
         if outcome.status_patch:
             try:
-                await self.writer.patch_status(key.kind, key.namespace, key.name, outcome.status_patch)
+                stored = await self.writer.patch_status(key.kind, key.namespace, key.name, outcome.status_patch)
             except WriteFailed as exc:
                 logger.warning("%s: %s", key, exc)
+            else:
+                current = self.objects.get(key)
+                if stored is not None and current is not None and _rv(stored) >= _rv(current):
+                    self.objects[key] = slim(stored)
+        # like a failed update: the registry is checked soon, so that its recovery re-queues this
+        self._nudge_registries({**body, "status": {**(body.get("status") or {}), **outcome.status_patch}})
         delay = outcome.error.delay if isinstance(outcome.error, Retry) else backoff(self.failures[key])
         self.queue.add(key, delay, replace=True)
         self.failures[key] += 1
@@ -579,11 +605,94 @@ class Controller:
             if reg is not None and _condition(reg, "Ready").get("status") == "True":
                 self.queue.add(key, 1.0)
 
+    # ------------------------------------------------------------ registries held while in use
+
+    def _users(self, registry: Key) -> list[Key]:
+        """Resources that may have entries to remove in ``registry``: those holding the resource
+        finalizer (managed, policy Delete, until their entries are gone) that name it or have an
+        entry in it."""
+        out = []
+        for key, obj in list(self.objects.items()):
+            if key.kind not in RESOURCE_KINDS:
+                continue
+            if registry.kind == "ModelRegistry" and key.namespace != registry.namespace:
+                continue
+            if FINALIZER in ((obj.get("metadata") or {}).get("finalizers") or []) and registry in _registries_of(key, obj):
+                out.append(key)
+        return out
+
+    async def _hold_registries(self, key: Key, body: Mapping[str, Any]) -> None:
+        """Hold each registry ``body`` names (and its Secrets) unless it is held already."""
+        for reg in _registries_of(key, body):
+            obj = self.objects.get(reg)
+            if obj is None:
+                continue  # not there (yet): the reconcile says RegistryNotFound, and the registry's
+                # own first check holds it once it exists and this resource uses it
+            meta = obj.get("metadata") or {}
+            if IN_USE_FINALIZER not in (meta.get("finalizers") or []) and not meta.get("deletionTimestamp"):
+                await self._hold(reg)
+
+    async def _hold(self, registry: Key) -> None:
+        """The in-use finalizer on the registry's Secrets and on the registry itself (Secrets first:
+        a registry held always has its Secrets held)."""
+        obj = self.objects.get(registry)
+        if obj is None:
+            return
+        try:
+            for ref in _secret_refs(registry, obj):
+                if (registry, ref) not in self._held:  # one read per Secret and process, then none
+                    await self.writer.hold("Secret", *ref, IN_USE_FINALIZER, True)
+                    self._held.add((registry, ref))
+            if (IN_USE_FINALIZER not in ((obj.get("metadata") or {}).get("finalizers") or [])
+                    and (registry, _ITSELF) not in self._held):  # (its watch event may not be here yet)
+                self._held.add((registry, _ITSELF))
+                if await self.writer.hold(registry.kind, registry.namespace, registry.name, IN_USE_FINALIZER, True):
+                    logger.debug("%s: held while resources may have entries in it", registry)
+        except WriteFailed as exc:
+            self._held.discard((registry, _ITSELF))
+            logger.warning("%s: %s; will retry", registry, exc)
+            self.queue.add(registry, REGISTRY_RETRY, replace=True)
+
+    async def _release_if_unused(self, registry: Key) -> bool:
+        """A registry being deleted: once no resource may have entries in it, let its Secrets
+        (those no other held registry names) and then it go. True when it was let go."""
+        users = self._users(registry)
+        if users:
+            logger.info("%s is being deleted and is still used by %d resources (%s%s); it stays until "
+                        "their entries are removed", registry, len(users), ", ".join(map(str, users[:3])),
+                        ", ..." if len(users) > 3 else "")
+            return False
+        obj = self.objects.get(registry) or {}
+        still_named: set[tuple[str, str]] = set()
+        for other, other_obj in list(self.objects.items()):
+            if other == registry or other.kind not in REGISTRY_KINDS:
+                continue
+            if IN_USE_FINALIZER in ((other_obj.get("metadata") or {}).get("finalizers") or []):
+                still_named.update(_secret_refs(other, other_obj))
+        try:
+            for ref in _secret_refs(registry, obj):
+                if ref not in still_named:
+                    await self.writer.hold("Secret", *ref, IN_USE_FINALIZER, False)
+                self._held.discard((registry, ref))
+            await self.writer.hold(registry.kind, registry.namespace, registry.name, IN_USE_FINALIZER, False)
+            self._held.discard((registry, _ITSELF))
+        except WriteFailed as exc:
+            logger.warning("%s: %s; will retry", registry, exc)
+            self.queue.add(registry, REGISTRY_RETRY, replace=True)
+            return False
+        logger.info("%s: no resource has entries in it any more; let go", registry)
+        return True
+
     async def _process_registry(self, key: Key, body: Mapping[str, Any]) -> Outcome:
         was_ready = _condition(body, "Ready").get("status") == "True"
         outcome = await self.reconciler.check_registry(key.kind, body)
         if not await self._write(key, body, outcome):
             return outcome
+        if (self.objects.get(key, body).get("metadata") or {}).get("deletionTimestamp"):
+            if await self._release_if_unused(key):
+                return outcome
+        elif self._users(key):
+            await self._hold(key)
         now_ready = _condition(self.objects.get(key, body), "Ready").get("status") == "True"
         if now_ready and not was_ready:
             n = self._requeue_dependents(key, only_unsynced=True)
@@ -595,6 +704,18 @@ class Controller:
         else:
             self.queue.add(key, self.resync, replace=True)
         return outcome
+
+
+def _registries_of(key: Key, obj: Mapping[str, Any]) -> set[Key]:
+    """The registries a Model or ModelService names in its spec or has status entries in."""
+    refs = [*((obj.get("spec") or {}).get("registries") or []), *((obj.get("status") or {}).get("registries") or [])]
+    out = set()
+    for r in refs:
+        if not isinstance(r, Mapping) or not r.get("name"):
+            continue
+        kind = r.get("kind") or "ModelRegistry"
+        out.add(Key(kind, key.namespace if kind == "ModelRegistry" else "", r["name"]))
+    return out
 
 
 def _secret_refs(key: Key, obj: Mapping[str, Any]) -> Iterable[tuple[str, str]]:

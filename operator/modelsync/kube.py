@@ -114,6 +114,8 @@ class KubeWriter:
                                       subresources=frozenset({"status"}))
             for kind, plural in PLURALS.items()
         }
+        self._resources["Secret"] = references.Resource("", "v1", "secrets", kind="Secret", namespaced=True)
+        self._posting: set[asyncio.Task[None]] = set()
 
     async def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any] | None:
         """Merge-patch ``status`` into the object's status subresource; the object as stored,
@@ -128,6 +130,34 @@ class KubeWriter:
         url = self._resources[kind].get_url(namespace=meta.get("namespace") or None, name=meta.get("name"))
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}
         return await self._merge_patch(url, patch, f"finalizers of {kind} {meta.get('namespace')}/{meta.get('name')}")
+
+    async def hold(self, kind: str, namespace: str, name: str, finalizer: str, held: bool) -> bool:
+        """Add (``held``) or remove ``finalizer`` on any object of ``kind`` (a modelsync.io kind or
+        Secret), read first and written guarded by its resourceVersion. True when the object ends
+        as asked or is gone; False when it is being deleted and the finalizer is not there (none
+        can be added then); :class:`WriteFailed` otherwise (a 409: read again, try again)."""
+        from kopf._cogs.clients import api, errors
+
+        url = self._resources[kind].get_url(namespace=namespace or None, name=name)
+        what = f"finalizers of {kind} {namespace + '/' if namespace else ''}{name}"
+        try:
+            obj = await api.get(url=url, settings=self.settings, logger=_log)
+        except errors.APINotFoundError:
+            return True
+        except errors.APIError as exc:
+            raise WriteFailed(f"{what}: HTTP {exc.status or 0}", retry=True) from None
+        except Exception as exc:  # connection errors after kopf's retries
+            raise WriteFailed(f"{what}: {type(exc).__name__}", retry=True) from None
+        meta = obj.get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
+        if (finalizer in finalizers) == held:
+            return True
+        if held and meta.get("deletionTimestamp"):
+            return False
+        wanted = [*finalizers, finalizer] if held else [f for f in finalizers if f != finalizer]
+        patch = {"metadata": {"finalizers": wanted or None, "resourceVersion": meta.get("resourceVersion")}}
+        await self._merge_patch(url, patch, what)
+        return True
 
     async def _merge_patch(self, url: str, payload: Mapping[str, Any], what: str) -> dict[str, Any] | None:
         """One merge patch: the object as stored, None when it is gone, else :class:`WriteFailed`
@@ -146,10 +176,38 @@ class KubeWriter:
             raise WriteFailed(f"{what}: {type(exc).__name__}", retry=True) from None
 
     async def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event about ``obj``, queued to kopf's poster (never worth a retry)."""
-        import kopf
+        """A core/v1 Event about ``obj``, posted in the background by kopf's Event client with a
+        few short retries (:data:`EVENT_BACKOFFS`). Best effort, as everywhere in Kubernetes: a
+        namespace being deleted refuses new Events (403), which is logged at debug only (kopf's own
+        poster retried each such Event for the operator's five minutes of API backoffs, an ERROR
+        line per try)."""
+        from kopf._cogs.clients import events
+        from kopf._cogs.structs import bodies, references
 
-        try:
-            kopf.event(dict(obj), type=type_, reason=reason, message=message[:1024])
-        except Exception:  # noqa: BLE001 - an Event is best effort, as everywhere in Kubernetes
-            _log.exception("could not queue the Event %s for %s", reason, (obj.get("metadata") or {}).get("name"))
+        ref = bodies.build_object_reference(dict(obj))  # type: ignore[arg-type]
+        task = asyncio.create_task(events.post_event(
+            ref=ref, type=type_, reason=reason, message=message[:1024], resource=references.Resource("", "v1", "events", namespaced=True),
+            settings=self.settings, logger=_EventLog(_log, {}), backoffs=EVENT_BACKOFFS))
+        self._posting.add(task)
+        task.add_done_callback(self._posted)
+
+    def _posted(self, task: "asyncio.Task[None]") -> None:
+        self._posting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.debug("posting an Event failed: %r", task.exception())
+
+
+#: the waits between tries of one Event post (kopf retries 403, 429, 5xx and connection errors)
+EVENT_BACKOFFS = (0.5, 1.0, 2.0)
+
+
+class _EventLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger handed to kopf's Event client: its per-attempt request errors are debug lines,
+    and a refusal because the namespace is being deleted is too; any other failure to post an
+    Event stays a warning."""
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        text = str(msg)
+        if level >= logging.ERROR or "being terminated" in text or "is terminating" in text:
+            level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)

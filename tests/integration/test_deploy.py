@@ -68,9 +68,9 @@ def test_apply_k_installs_everything_on_an_empty_cluster(cp: ControlPlane, insta
 
 def test_deployment_shape(cp: ControlPlane, installed: subprocess.CompletedProcess[str]) -> None:
     dep = json.loads(cp.kubectl_run("get", "deployment", "modelsync", "-n", NS, "-o", "json").stdout)
-    # only the Lease holder is ready, so a rolling update would wait forever on the old leader:
-    # Recreate stops the old pods (the leader releases the Lease) before starting new ones
-    assert dep["spec"]["replicas"] == 2 and dep["spec"]["strategy"] == {"type": "Recreate"}
+    # every replica is ready (leader or standby), so a rolling update one pod at a time proceeds
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"health": 8080, "metrics": 9090}
@@ -93,8 +93,8 @@ def test_deployment_shape(cp: ControlPlane, installed: subprocess.CompletedProce
 
 def test_the_disruption_budget_as_the_apiserver_stores_it(cp: ControlPlane,
                                                           installed: subprocess.CompletedProcess[str]) -> None:
-    """The apiserver keeps unhealthyPodEvictionPolicy (it drops fields it does not serve): a standby,
-    never Ready, stays evictable, and the one Ready pod (the leader) is the one the budget protects."""
+    """The apiserver keeps unhealthyPodEvictionPolicy (it drops fields it does not serve): a pod that
+    is not Ready stays evictable; of the two Ready pods, a drain evicts one at a time."""
     pdb = json.loads(cp.kubectl_run("get", "pdb", "modelsync", "-n", NS, "-o", "json").stdout)
     assert pdb["spec"]["maxUnavailable"] == 1
     assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
@@ -134,6 +134,11 @@ def test_selectors_and_ports_agree(cp: ControlPlane) -> None:
     ("get", "secrets", None, True),
     ("list", "secrets", None, True),
     ("watch", "secrets", None, True),
+    ("patch", "secrets", None, True),  # the in-use finalizer only
+    ("update", "secrets", None, False),
+    ("delete", "secrets", None, False),
+    ("patch", "modelregistries.modelsync.io", None, True),
+    ("patch", "clustermodelregistries.modelsync.io", None, True),
     ("create", "events", None, True),
     ("patch", "events.events.k8s.io", None, True),
     ("create", "leases.coordination.k8s.io", NS, True),

@@ -9,8 +9,9 @@ readme in the object. The controller's in-memory queue needs none of that.
 
 Settings chosen on purpose (see kopf's docs on configuration):
 
-* kopf posts no log records as Events (``posting.loggers = False``): the
-  controller posts one (``kopf.event``) when an outcome changes, already scrubbed;
+* kopf posts no Events (``posting.enabled = False``): the controller posts one
+  (:meth:`KubeWriter.event`, through kopf's Event client) when an outcome changes, already
+  scrubbed, with short retries and no ERROR lines when a namespace being deleted refuses it;
 * ``persistence.finalizer`` is kopf's default marker, not ``modelsync.io/finalizer``:
   that one belongs to the controller (held while registry entries must be removed);
 * API errors are retried every second for five minutes (kopf's default grows
@@ -18,9 +19,11 @@ Settings chosen on purpose (see kopf's docs on configuration):
   seconds of its return;
 * the operator runs standalone (no kopf peering objects): replicas exclude each other
   with a Lease instead (``--leader-election``, :mod:`modelsync.leader`): every replica
-  watches, only the leader's workers take keys (the controller's gate), and only the
-  leader is ready (``/readyz``); with ``--node-name`` the leader hands the Lease over
-  while its Node is unschedulable (cordoned or drained);
+  watches, only the leader's workers take keys (the controller's gate); every replica
+  whose caches are listed and whose elector reaches the Lease is ready (``/readyz``, as
+  controller-runtime's operators are), leadership shows on ``/leader``, ``modelsync_leader``
+  and the Lease; with ``--node-name`` the leader hands the Lease over while its Node is
+  unschedulable (cordoned or drained);
 * ``--selector`` becomes a server-side label selector of the four modelsync.io watches
   (``settings.watching.label_selectors``): a shard sees only its own objects; Secrets are
   not filtered (registries of any shard may name them);
@@ -64,7 +67,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         # kopf logs every handler call of every object at INFO: at thousands of objects that
         # is most of the log and a good part of the CPU (--verbose brings them back)
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    settings.posting.enabled = True  # for the controller's kopf.event() calls
+    settings.posting.enabled = False  # the controller posts its Events itself (KubeWriter.event)
     settings.posting.loggers = False  # log records are not Events
     settings.posting.reporting_component = "modelsync"
     settings.posting.event_name_prefix = "modelsync-"
@@ -156,15 +159,16 @@ def _leadership(memo: kopf.Memo) -> tuple[bool, dict[str, Any]]:
 
 
 def _readiness(memo: kopf.Memo) -> tuple[bool, dict[str, Any]]:
-    """Caches listed and, with leader election, this replica leads (renewing, not handing over):
-    a standby is never ready."""
+    """Caches listed and, with leader election, the elector running and reaching the Lease: the
+    leader and a standby ready to take over alike (a Deployment's pods all Ready, a rolling update
+    can proceed). Which replica leads is /leader's and modelsync_leader's to say."""
     listed = metrics.WATCHES.listed([*PLURALS.values(), "secrets"])
     elector = memo.get("elector")
     detail: dict[str, Any] = {"listed": listed, "watches": metrics.WATCHES.summary()}
     if elector is None:
         return listed, {**detail, "leader": True, "election": False}
     healthy = elector.healthy()
-    return listed and elector.serving(), {**detail, **elector.status(), "election": True, "leaseReachable": healthy}
+    return listed and healthy, {**detail, **elector.status(), "election": True, "leaseReachable": healthy}
 
 
 @kopf.on.cleanup()

@@ -106,13 +106,14 @@ class Replica:
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
 
-    def wait_ready(self, timeout: float = 60) -> dict[str, Any]:
+    def wait_ready(self, timeout: float = 60, *, leader: bool | None = None) -> dict[str, Any]:
+        """/readyz's body once it is 200 (and, with ``leader``, once it says so of leadership)."""
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
             try:
                 r = self.get("/readyz")
-                if r.status_code == 200:
+                if r.status_code == 200 and (leader is None or r.json().get("leader") is leader):
                     return r.json()
                 last = r.text
             except httpx.HTTPError as exc:
@@ -122,7 +123,8 @@ class Replica:
 
     def wait_standing_by(self, timeout: float = 60) -> dict[str, Any]:
         """/readyz once this replica's caches are listed and it reaches the Lease without holding
-        it: 503, and the body says why (a standby is never ready)."""
+        it: 200 (a standby that watches is ready, as the leader is), and the body says it does not
+        lead; /leader answers 503."""
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -131,7 +133,8 @@ class Replica:
                 last = (r.status_code, r.text)
                 body = r.json()
                 if body.get("listed") and body.get("leaseReachable") and not body.get("leader"):
-                    assert r.status_code == 503, last
+                    assert r.status_code == 200, last
+                    assert self.get("/leader").status_code == 503
                     return body
             except httpx.HTTPError as exc:
                 last = exc
@@ -209,8 +212,8 @@ def test_one_leader_the_standby_writes_nothing_and_takes_over_when_the_leader_is
     try:
         holder, _ = wait_holder(kube, "ha-kill", set(replicas), timeout=60)
         leader, standby = replicas[holder], replicas[({*replicas} - {holder}).pop()]
-        # only the leader is ready; the standby has warm caches, is live, and is not ready
-        assert leader.wait_ready()["leader"] is True and standby.wait_standing_by()["leader"] is False
+        # both are ready (the standby has warm caches and reaches the Lease); only one leads
+        assert leader.wait_ready(leader=True)["leader"] is True and standby.wait_standing_by()["leader"] is False
         assert standby.live() == 200 and leader.live() == 200
         assert leader.get("/leader").status_code == 200 and standby.get("/leader").status_code == 503
         assert "modelsync_leader 1.0" in leader.get("/metrics").text
@@ -276,29 +279,30 @@ def holder_stays(kube: K8s, name: str, holder: str, seconds: float) -> None:
         time.sleep(0.2)
 
 
-def test_only_the_leader_is_ready_and_the_standby_turns_ready_when_the_leader_stops(cp: ControlPlane, kube: K8s) -> None:
+def test_every_replica_is_ready_and_leadership_moves_when_the_leader_stops(cp: ControlPlane, kube: K8s) -> None:
     # r1's Node does not exist: a Node that cannot be read counts as schedulable, never costs the Lease
     r1 = Replica(cp, "modelsync-r1", "--lease-name=ha-ready", node=f"node-missing-{uuid.uuid4().hex[:8]}").start()
     r2 = Replica(cp, "modelsync-r2", "--lease-name=ha-ready")
     try:
         wait_holder(kube, "ha-ready", {"modelsync-r1"}, timeout=60)
         r2.start()
-        assert r1.wait_ready()["leader"] is True
+        assert r1.wait_ready(leader=True)["leader"] is True
         standby = r2.wait_standing_by()
         assert standby["holder"] == "modelsync-r1" and standby["listed"] is True
-        # through more than one renewal (5 s): the leader stays ready, the standby never is; both live
+        # through more than one renewal (5 s): both stay ready and live, only r1 leads
         deadline = time.monotonic() + 7
         while time.monotonic() < deadline:
-            assert r1.get("/readyz").status_code == 200
-            assert r2.get("/readyz").status_code == 503
+            assert r1.get("/readyz").status_code == 200 and r2.get("/readyz").status_code == 200
+            assert r1.get("/leader").status_code == 200 and r2.get("/leader").status_code == 503
             time.sleep(0.5)
         assert r1.live() == 200 and r2.live() == 200
         assert (lease(kube, "ha-ready").get("spec") or {}).get("holderIdentity") == "modelsync-r1"
 
         r1.sigterm()
         stopped = time.monotonic()
-        assert r2.wait_ready(timeout=10)["leader"] is True
-        print(f"the standby's /readyz turned 200 {time.monotonic() - stopped:.2f}s after SIGTERM to the leader")
+        wait_holder(kube, "ha-ready", {"modelsync-r2"}, timeout=10)
+        assert r2.wait_ready(timeout=5, leader=True)["leader"] is True and r2.get("/leader").status_code == 200
+        print(f"the standby led {time.monotonic() - stopped:.2f}s after SIGTERM to the leader")
         assert r1.op.proc.wait(20) == 0  # type: ignore[union-attr]
     finally:
         r1.stop()
@@ -326,9 +330,9 @@ def test_the_leader_hands_the_lease_over_while_its_node_is_cordoned(
         handed = time.time()
         print(f"cordoned: the standby held the Lease {took:.2f}s after the leader's Node was cordoned")
         assert took < 12  # one renew tick (5 s), the release, one look of the standby (2 s)
-        assert h.wait_ready(timeout=10)["leader"] is True
+        assert h.wait_ready(timeout=10, leader=True)["leader"] is True
         r = g.get("/readyz")
-        assert r.status_code == 503, r.text
+        assert r.status_code == 200, r.text  # a standby, ready like any other
         assert r.json()["leader"] is False and r.json()["nodeUnschedulable"] is True
         assert g.get("/leader").status_code == 503 and g.live() == 200
         assert g.op.proc is not None and g.op.proc.poll() is None  # still running, as a standby
@@ -343,19 +347,19 @@ def test_the_leader_hands_the_lease_over_while_its_node_is_cordoned(
         assert h.op.proc.wait(20) == 0  # type: ignore[union-attr]
         wait_holder(kube, "ha-cordon", {""}, timeout=5)
         holder_stays(kube, "ha-cordon", "", seconds=8)  # four looks of a standby
-        assert g.get("/readyz").status_code == 503
+        assert g.get("/leader").status_code == 503
 
         # uncordoned while h leads again: g leads only once h stops
         h.start()
         wait_holder(kube, "ha-cordon", {"modelsync-h"}, timeout=60)
         cordon(kube, node_g, unschedulable=False)
         holder_stays(kube, "ha-cordon", "modelsync-h", seconds=6)
-        assert g.get("/readyz").status_code == 503
+        assert g.get("/leader").status_code == 503
         h.wait_ready()
         h.sigterm()
         _, took = wait_holder(kube, "ha-cordon", {"modelsync-g"}, timeout=10)
         assert took < 5
-        assert g.wait_ready(timeout=10)["leader"] is True
+        assert g.wait_ready(timeout=10, leader=True)["leader"] is True
         kube.create(model("after", ["zstack"], **QWEN), hns)
         kube.wait_condition("Model", "after", hns, "Ready", timeout=15)
     finally:
@@ -425,3 +429,81 @@ def test_shards_sync_only_their_own_objects(cp: ControlPlane, kube: K8s, zsim: S
         a.stop()
         b.stop()
 
+
+
+def audit_write_times(cp: ControlPlane, user: str) -> list[float]:
+    """When ``user`` made each of its writes (Leases left out), from the audit log."""
+    import datetime
+
+    time.sleep(2.5)  # the audit backend flushes its batch every second
+    out = []
+    for line in cp.audit_log.read_text().splitlines():
+        e = json.loads(line)
+        if e.get("stage") != "ResponseComplete" or e.get("user", {}).get("username") != user:
+            continue
+        if e.get("verb") not in WRITES or (e.get("objectRef") or {}).get("apiGroup") == "coordination.k8s.io":
+            continue
+        out.append(datetime.datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp())
+    return sorted(out)
+
+
+def test_a_rolling_update_hands_the_lease_over_with_no_two_writers(
+        cp: ControlPlane, kube: K8s, zsim: Sim, hns: str) -> None:
+    """deploy/'s rollout, step by step as the Deployment controller takes it with maxSurge 1 and
+    maxUnavailable 0: every pod turns Ready (leader or not), so each new pod's readiness lets one
+    old pod go; the Lease moves to a new pod and at no moment do two replicas write (the audit log)."""
+    import threading
+
+    old = [Replica(cp, f"modelsync-old-{i}", "--lease-name=ha-roll").start() for i in (1, 2)]
+    new: list[Replica] = []
+    created: list[str] = []
+    stop = threading.Event()
+
+    def create_models() -> None:  # work arriving all through the rollout
+        i = 0
+        while not stop.is_set():
+            name = f"roll-{i}"
+            kube.create(model(name, ["zstack"], **{**QWEN, "installPath": f"/models/{name}"}), hns)
+            created.append(name)
+            i += 1
+            stop.wait(0.5)
+
+    writer = threading.Thread(target=create_models)
+    try:
+        wait_holder(kube, "ha-roll", {r.identity for r in old}, timeout=60)
+        for r in old:  # all pods Ready: the Deployment is Available with 2/2
+            r.wait_ready()
+        zregistry(kube, hns, zsim)
+        kube.create(model("before", ["zstack"], **QWEN), hns)
+        kube.wait_condition("Model", "before", hns, "Ready", timeout=30)
+        writer.start()
+        for i, going in enumerate(old, start=1):
+            surge = Replica(cp, f"modelsync-new-{i}", "--lease-name=ha-roll").start()
+            new.append(surge)
+            started = time.monotonic()
+            surge.wait_ready(timeout=60)  # ready without the Lease: the rollout goes on
+            print(f"rollout: {surge.identity} Ready {time.monotonic() - started:.1f}s after its start")
+            going.sigterm()  # the old pod the new one replaces
+            assert going.op.proc is not None and going.op.proc.wait(30) == 0
+        holder, _ = wait_holder(kube, "ha-roll", {r.identity for r in new}, timeout=30)
+        stop.set()
+        writer.join(10)
+        for r in new:
+            r.wait_ready(timeout=10)
+        for name in created:
+            kube.wait_condition("Model", name, hns, "Ready", timeout=60)
+        assert len(created) >= 4
+        kube.create(model("after", ["zstack"], **QWEN), hns)
+        kube.wait_condition("Model", "after", hns, "Ready", timeout=30)
+
+        # the apiserver's record: each replica's writes fall in a window of its own
+        windows = sorted((times[0], times[-1], r.identity) for r in (*old, *new)
+                         if (times := audit_write_times(cp, r.identity)))
+        print("write windows:", [(who, round(b - a, 1)) for a, b, who in windows])
+        assert any(who == holder for _, _, who in windows)
+        for (a_start, a_end, a), (b_start, b_end, b) in zip(windows, windows[1:]):
+            assert a_end < b_start, f"{a} wrote until {a_end}, {b} from {b_start}"
+    finally:
+        stop.set()
+        for r in (*old, *new):
+            r.stop()

@@ -8,6 +8,7 @@ kubernetes client (and, for ``inventory``, the backends) are imported by the com
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Iterable, Iterator, Mapping, TextIO
 import pydantic
 import yaml
 
-from . import api
+from . import api, cel
 
 #: kind -> (plural, namespaced, short name)
 KINDS: dict[str, tuple[str, bool, str]] = {
@@ -78,7 +79,22 @@ def _problems(kind: str, obj: Mapping[str, Any]) -> list[str]:
     except pydantic.ValidationError as exc:
         # describe_validation_error joins one "spec.field: message" clause per error with "; "
         out += re.split(r"; (?=spec[.\[:])", api.describe_validation_error(exc))
+    # the CRD's CEL rules, as the apiserver names what they refuse: the field, then the message
+    schema = _spec_schema(kind)
+    for v in cel.check(schema, cel.with_defaults(schema, spec), "spec"):
+        line = f"{v.field}: {v.message}"
+        # the api models check some rules too: one line per problem, in the apiserver's words
+        out = [p for p in out if not (p.startswith(f"{v.field}: ") and p.endswith(v.message))]
+        out.append(line)
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _spec_schema(kind: str) -> dict[str, Any]:
+    """The spec's schema as in the CRD, with its x-kubernetes-validations."""
+    from .crdgen import schema_of
+
+    return schema_of(api.SPEC_MODELS[kind])
 
 
 def validate(files: list[str], *, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr,

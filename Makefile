@@ -4,7 +4,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv controlplane lua test lint unit integration demo crds bench image image-smoke clean
+.PHONY: help venv controlplane gitopscheck test lint unit integration demo crds bench image image-smoke clean
 
 help:
 	@echo "make demo   local control plane + ZStack simulator + operator + examples, then their synced status"
@@ -25,11 +25,12 @@ venv: $(VENV)/.installed
 controlplane:
 	@bash tools/controlplane/build.sh >/dev/null
 
-# lua5.4 and lua5.1 for the Argo CD health-check tests: installed with apt-get when root, else those tests skip.
-lua:
-	@bash tools/ensure-lua.sh
+# Argo CD's Lua health checks (gopher-lua, as Argo CD runs them) and kstatus, for tests/integration/test_argocd.py;
+# cached in ~/.cache/modelsync.
+gitopscheck:
+	@bash tools/gitopscheck/build.sh >/dev/null
 
-test: venv controlplane lua lint
+test: venv controlplane gitopscheck lint
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
@@ -39,7 +40,7 @@ lint: venv
 unit: venv
 	$(PYTHON) -m pytest -q tests/unit $(PYTEST_ARGS)
 
-integration: venv controlplane lua
+integration: venv controlplane gitopscheck
 	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 demo: venv controlplane

@@ -1,6 +1,7 @@
 """ZStack AI model center: models (Model Repository) and model services (Inference Service).
 
-Wire conventions (seed pages 000-002 and ZStack's REST rules):
+Wire conventions (seed pages 000-002, the ZStack SDK's request structs and the open-source
+framework, see ``docs/zstack.md``):
 
 * log in with ``PUT /zstack/v1/accounts/login`` ``{"logInByAccount": {accountName,
   password: sha512-hex}}`` and send ``Authorization: OAuth <session uuid>``;
@@ -16,21 +17,30 @@ Wire conventions (seed pages 000-002 and ZStack's REST rules):
 * any write may answer ``202 {"location": ".../api-jobs/<uuid>"}``, even where
   a page says synchronous: the job is polled (202 running, 200 done with the
   result, 503 failed with the error envelope);
-* errors come as ``{"error": {code, description, details}}``, mostly with HTTP 503; the
-  codes that mean more than the status refine the shared status table
-  (:mod:`modelsync.backends.http`) in :func:`refine`: ``SYS.1007`` is invalid content,
-  ``ID.1000``/``ID.1002``/``ID.1003`` rejected credentials, ``SYS.1003`` not found. A 404
+* API errors come as HTTP 503 with ``{"error": {code, description, details}}``; the
+  codes refine the shared status table (:mod:`modelsync.backends.http`) in :func:`refine`:
+  ``SYS.1007`` is invalid content, ``ID.1000``/``ID.1002``/``ID.1005``/``ID.1007``/``ID.2xxx``
+  rejected credentials, ``ID.1003`` an exceeded quota (retried), ``SYS.1003`` a uuid the call
+  names that does not exist: which one decides the reason (:func:`missing_reference`). A 404
   *without* the envelope is no ZStack answer (a wrong base URL, not a ZStack server) and is
   reported as ``RegistryMisconfigured`` naming ``spec.endpoint``.
 
-AddModel has no field for GPU memory, accelerator, architecture, framework
-version or pipeline tag, though the inventory shows them: they travel as
-``key::value`` system tags, the way ZStack attaches extra attributes.
+Only what each API documents is sent. The server binds request bodies with Gson, which drops
+unknown keys without an error, so a field an API lacks would silently never land: such a spec
+field is never sent and is listed in ``Observation.not_settable`` with the registry's own value
+(GPU memory, accelerator, architecture, framework version, pipeline tag, license; a service's
+readme). Fields only AddModel takes (version, logo, introduction, size, shareMode, systemTags)
+are create-only: a later change is refused with ``InvalidSpec`` naming the field and the stored
+value. Fields only UpdateModelService takes (serviceName, servicePorts, serviceLivez,
+serviceReadyz, serviceBootupTime) are sent by one UpdateModelService right after the create.
+No system tag is made up: ``spec.zstack.systemTags`` is sent verbatim on AddModel, and ZStack
+refuses a tag that matches no pattern registered on the server (``SYS.1007``).
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import shlex
 import time
 from typing import Any, Collection, Mapping
@@ -40,39 +50,59 @@ import httpx
 
 from .. import api
 from .base import (
-    Backend, BackendError, CredentialsRejected, Entry, Kind, Observation, Recoverable, RegistryConnection, Resource,
-    Terminal, deterministic_id,
+    Backend, BackendError, CredentialsRejected, Entry, Kind, NotSettable, Observation, Recoverable,
+    RegistryConnection, Resource, Terminal, deterministic_id,
 )
 from .http import ABSENT, ANY, Fetch, Outcome, Reply, Transport, VendorError
 
 API = "/zstack/v1"
 INVALID_SESSION = "ID.1001"
-LOGIN_FAILED = {"ID.1000", "ID.1002", "ID.1003"}
+#: org.zstack.header.identity.IdentityErrors: AUTHENTICATION_ERROR, PERMISSION_DENIED,
+#: NEED_CHANGE_PASSWORD, ACCOUNT_DISABLED and the additional-authentication (2FA) codes
+LOGIN_FAILED = {"ID.1000", "ID.1002", "ID.1005", "ID.1007", "ID.2000", "ID.2001", "ID.2002", "ID.2003"}
+#: IdentityErrors.QUOTA_EXCEEDING: the account's quota is used up; not the credentials, not the spec
+QUOTA_EXCEEDED = "ID.1003"
 #: codes that mean "the content is wrong": retrying the same spec cannot help (SYS.1007: argument error)
 TERMINAL_CODES = {"SYS.1007"}
-#: resource not found
+#: SysErrors.RESOURCE_NOT_FOUND: a uuid the call names does not exist (PortApiValidator)
 NOT_FOUND = "SYS.1003"
+#: PortApiValidator's "invalid field[<name>] for <API>, resource[uuid:..., type:...] not found"
+_MISSING_FIELD = re.compile(r"invalid field\[(\w+)\]|of field\[(\w+)\]")
 
-#: model fields AddModel/UpdateModel take directly (inventory name == wire name)
-MODEL_PARAM_FIELDS = (
-    "name", "installPath", "description", "parameters", "modelCenterUuid", "vendor", "version",
-    "modelId", "logo", "introduction", "gpuConstraintDescription", "defaultModelServiceUuid",
-)
-#: model fields that only travel as system tags
-MODEL_TAG_FIELDS = (
-    "minGpuMemory", "recommendedGpuMemory", "requiredAccelerator", "architectureType",
-    "frameworkVersion", "pipelineTag",
-)
-#: model fields sent on create only (UpdateModel does not take them)
-MODEL_CREATE_ONLY = ("size", "shareMode")
+SOURCE = "the ZStack SDK's request structs (zstack-sdk-go-v2 pkg/param) and seed pages 000-002"
 
-SERVICE_UPDATE_FIELDS = (
+#: what each API takes, by wire name (the SDK's request structs and the seed pages)
+ADD_MODEL_FIELDS = frozenset({
+    "name", "installPath", "description", "parameters", "token", "modelCenterUuid", "logo", "vendor",
+    "introduction", "size", "version", "modelServiceUuids", "recommendedGpuNum", "gpuConstraintDescription",
+    "resourceUuid", "tagUuids", "modelId", "shareMode", "defaultModelServiceUuid",
+})
+UPDATE_MODEL_FIELDS = frozenset({
+    "name", "installPath", "description", "parameters", "modelCenterUuid", "modelClassifications",
+    "recommendedGpuNum", "gpuConstraintDescription", "vendor", "modelId", "defaultModelServiceUuid",
+    "clearDefaultModelService",
+})
+ADD_MODEL_SERVICE_FIELDS = frozenset({
+    "name", "description", "yaml", "modelCenterUuid", "requestCpu", "requestMemory", "gpuComputeCapability",
+    "installPath", "system", "startCommand", "containerCommand", "containerArgs", "pythonVersion",
+    "condaVersion", "zoneUuid", "type", "source", "framework", "modelUuids", "architectureImages",
+    "supportDistributed", "vendorToSpecUuidsMap", "resourceUuid", "tagUuids",
+})
+UPDATE_MODEL_SERVICE_FIELDS = frozenset({
     "name", "description", "yaml", "requestCpu", "requestMemory", "gpuComputeCapability", "startCommand",
-    "pythonVersion", "type", "framework", "source", "supportDistributed", "serviceName", "servicePorts",
-    "serviceLivez", "serviceReadyz", "serviceBootupTime", "containerCommand", "containerArgs",
-)
-#: sent on create, not observable or not updatable: never part of a diff
-SERVICE_CREATE_ONLY = ("readme", "installPath", "serviceName")
+    "containerCommand", "containerArgs", "pythonVersion", "type", "source", "framework", "architectureImages",
+    "supportDistributed", "environmentParameters", "startupParameters", "inferenceParams", "serviceName",
+    "servicePorts", "serviceLivez", "serviceReadyz", "serviceBootupTime", "serviceInstallPath",
+    "serviceStartCommand", "vendorToSpecUuidsMap",
+})
+
+#: model fields only AddModel takes: a later change cannot be applied (InvalidSpec, never silent)
+MODEL_CREATE_ONLY = ("version", "logo", "introduction", "size", "shareMode", "systemTags")
+#: model service fields only AddModelService takes (its inventory shows both)
+SERVICE_CREATE_ONLY = ("installPath", "modelCenterUuid")
+#: model service fields only UpdateModelService takes, which no inventory shows: sent by one
+#: UpdateModelService after the create, then only when their spec value changes
+SERVICE_UPDATE_ONLY = ("serviceName", "servicePorts", "serviceLivez", "serviceReadyz", "serviceBootupTime")
 #: what AddModelService requires (ZStack's SDK), as the spec fields that carry it
 SERVICE_REQUIRED = {
     "yaml": "spec.config", "requestCpu": "spec.resources.cpu", "requestMemory": "spec.resources.memory",
@@ -97,15 +127,11 @@ def resource_uuid(res: Resource, conn: RegistryConnection) -> str:
 
 
 def desired_model(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
-    """The model as ZStack should hold it, in inventory terms (None = not managed)."""
+    """The model as ZStack should hold it, in wire terms (absent = not managed). Only fields
+    AddModel or UpdateModel take; see :func:`model_not_settable` for the rest."""
     spec: api.ModelSpec = res.spec
     z = spec.zstack or api.ZStackModelSection()
     gpu = spec.gpu or api.GPUSpec()
-    try:
-        min_mem = api.quantity_int(gpu.minMemory, field="spec.gpu.minMemory", unit_name="bytes")
-        rec_mem = api.quantity_int(gpu.recommendedMemory, field="spec.gpu.recommendedMemory", unit_name="bytes")
-    except ValueError as exc:
-        raise Terminal(str(exc), fields=("spec.gpu",)) from None
     if not spec.installPath:
         raise Terminal("spec.installPath is required by ZStack (AddModel installPath)", fields=("spec.installPath",))
     return _drop_none({
@@ -122,19 +148,92 @@ def desired_model(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
         "gpuConstraintDescription": gpu.constraintDescription,
         "recommendedGpuNum": list(gpu.recommendedCount) if gpu.recommendedCount else None,
         "defaultModelServiceUuid": res.references.get("defaultService"),
-        "minGpuMemory": min_mem,
-        "recommendedGpuMemory": rec_mem,
-        "requiredAccelerator": gpu.accelerator,
-        "architectureType": spec.architecture,
-        "frameworkVersion": spec.frameworkVersion,
-        "pipelineTag": z.pipelineTag or spec.task,
         "size": z.size,
         "shareMode": z.shareMode,
+        "systemTags": list(z.systemTags) if z.systemTags is not None else None,
     })
 
 
+def model_spec_field(res: Resource, wire: str) -> str:
+    """The spec path a model's wire field comes from (for messages)."""
+    z = res.spec.zstack or api.ZStackModelSection()
+    if wire == "introduction":
+        return "spec.zstack.introduction" if z.introduction is not None else "spec.readme"
+    if wire == "name":
+        return "spec.zstack.name" if z.name else "metadata.name"
+    if wire in ("logo", "size", "shareMode", "systemTags", "modelId"):
+        return f"spec.zstack.{wire}"
+    if wire in ("recommendedGpuNum", "gpuConstraintDescription"):
+        return {"recommendedGpuNum": "spec.gpu.recommendedCount",
+                "gpuConstraintDescription": "spec.gpu.constraintDescription"}[wire]
+    if wire == "defaultModelServiceUuid":
+        return "spec.defaultServiceRef"
+    return f"spec.{wire}"
+
+
+def service_spec_field(res: Resource, wire: str) -> str:
+    """The spec path a model service's wire field comes from (for messages)."""
+    return {
+        "installPath": "spec.zstack.installPath", "name": "spec.zstack.name" if (res.spec.zstack and
+                                                                              res.spec.zstack.name) else "metadata.name",
+        "serviceName": "spec.zstack.serviceName", "servicePorts": "spec.ports", "serviceLivez": "spec.livenessPath",
+        "serviceReadyz": "spec.readinessPath", "serviceBootupTime": "spec.bootupTimeSeconds", "yaml": "spec.config",
+        "requestCpu": "spec.resources.cpu", "requestMemory": "spec.resources.memory", "images": "spec.images",
+        "containerCommand": "spec.command", "containerArgs": "spec.args", "type": "spec.zstack.type",
+        "source": "spec.zstack.source", "modelCenterUuid": "the registry's spec.zstack.modelCenterUuid",
+    }.get(wire, f"spec.{wire}")
+
+
+def _compare(spec_value: Any, registry_value: Any) -> str:
+    if registry_value is None:
+        return "the registry reports no value for it"
+    same = "the same as the spec" if registry_value == spec_value else "not the spec's value"
+    return f"the registry reports {registry_value!r}, {same}"
+
+
+def _bytes(value: str | int | None) -> Any:
+    """A quantity as bytes, to compare with the inventory's Long (exact; never sent)."""
+    q = api.quantity(value)
+    if q is None:
+        return None
+    return int(q) if q == q.to_integral_value() else q
+
+
+def model_not_settable(res: Resource, inventory: Mapping[str, Any] | None) -> tuple[NotSettable, ...]:
+    """Spec fields set on a Model that neither AddModel nor UpdateModel can set, each compared
+    with the model inventory's own field where the inventory has one."""
+    spec: api.ModelSpec = res.spec
+    z = spec.zstack or api.ZStackModelSection()
+    gpu = spec.gpu or api.GPUSpec()
+    inv = inventory or {}
+    rows: list[tuple[str, Any, str | None]] = [
+        ("spec.gpu.minMemory", _bytes(gpu.minMemory), "minGpuMemory"),
+        ("spec.gpu.recommendedMemory", _bytes(gpu.recommendedMemory), "recommendedGpuMemory"),
+        ("spec.gpu.accelerator", gpu.accelerator, "requiredAccelerator"),
+        ("spec.architecture", spec.architecture, "architectureType"),
+        ("spec.frameworkVersion", spec.frameworkVersion, "frameworkVersion"),
+        ("spec.task", spec.task, "pipelineTag"),
+        ("spec.zstack.pipelineTag", z.pipelineTag, "pipelineTag"),
+        ("spec.license", spec.license, None),
+    ]
+    out = []
+    for field, value, wire in rows:
+        if value is None:
+            continue
+        if wire is None:
+            out.append(NotSettable(field, f"ZStack models have no license field (AddModel, UpdateModel and the "
+                                          f"model inventory; {SOURCE})"))
+            continue
+        shown = inv.get(wire)
+        out.append(NotSettable(
+            field, f"ZStack AddModel and UpdateModel have no field for it ({SOURCE}); the model inventory's "
+                   f"{wire} is read-only: {_compare(value, shown)}", shown))
+    return tuple(out)
+
+
 def desired_service(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
-    """The model service as ZStack should hold it, in inventory terms."""
+    """The model service as ZStack should hold it, in wire terms (``images`` stands for
+    ``architectureImages``, as (cpuArchitecture, dockerImage) pairs)."""
     spec: api.ModelServiceSpec = res.spec
     z = spec.zstack or api.ZStackServiceSection()
     r = spec.resources or api.ResourceRequests()
@@ -172,13 +271,23 @@ def desired_service(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
         "containerArgs": shlex.join(spec.args) if spec.args else None,
         "images": sorted((i.cpuArchitecture, i.image) for i in spec.images) if spec.images else None,
         "modelCenterUuid": conn.settings.get("modelCenterUuid"),
-        "readme": spec.readme,
         "installPath": z.installPath,
     })
     missing = [field for key, field in SERVICE_REQUIRED.items() if key not in desired]
     if missing:
         raise Terminal(f"ZStack AddModelService requires {', '.join(missing)}", fields=tuple(missing))
     return desired
+
+
+def service_not_settable(res: Resource, inventory: Mapping[str, Any] | None) -> tuple[NotSettable, ...]:
+    """Spec fields set on a ModelService that neither AddModelService nor UpdateModelService can set."""
+    spec: api.ModelServiceSpec = res.spec
+    if spec.readme is None:
+        return ()
+    shown = (inventory or {}).get("readme")
+    return (NotSettable("spec.readme", f"ZStack AddModelService and UpdateModelService have no readme field "
+                                       f"({SOURCE}); the inventory's readme is read-only: "
+                                       f"{_compare(spec.readme, shown)}", shown),)
 
 
 def _inventory_value(inv: Mapping[str, Any], key: str) -> Any:
@@ -189,8 +298,10 @@ def _inventory_value(inv: Mapping[str, Any], key: str) -> Any:
     return inv.get(key)
 
 
-def diff(desired: Mapping[str, Any], inventory: Mapping[str, Any], *, ignore: tuple[str, ...]) -> tuple[str, ...]:
-    """Fields whose inventory value differs from the desired one (unmanaged fields skipped)."""
+def diff(desired: Mapping[str, Any], inventory: Mapping[str, Any], *, ignore: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Fields whose inventory value differs from the desired one (unmanaged fields skipped).
+    A field the inventory does not show differs: the core records it as accepted but not
+    reflected (``status.registries[].unobservedFields``) and does not send it again."""
     return tuple(
         k for k, v in desired.items()
         if k not in ignore and _inventory_value(inventory, k) != v
@@ -203,42 +314,59 @@ def _wire(key: str, value: Any) -> Any:
     return value
 
 
-def model_tags(desired: Mapping[str, Any], keys: tuple[str, ...] = MODEL_TAG_FIELDS) -> list[str]:
-    return [f"{k}::{desired[k]}" for k in keys if k in desired]
-
-
 def add_model_body(res: Resource, conn: RegistryConnection, desired: Mapping[str, Any]) -> dict[str, Any]:
-    param = {k: _wire(k, v) for k, v in desired.items() if k not in MODEL_TAG_FIELDS}
+    """AddModel: every desired field AddModel takes; ``spec.zstack.systemTags`` verbatim."""
+    param = {k: _wire(k, v) for k, v in desired.items() if k in ADD_MODEL_FIELDS}
     param["resourceUuid"] = resource_uuid(res, conn)
-    return {"param": param, "systemTags": model_tags(desired), "userTags": [owner_tag(res)]}
+    return {"param": param, "systemTags": list(desired.get("systemTags") or []), "userTags": [owner_tag(res)]}
+
+
+def create_only_change(res: Resource, fields: Collection[str], inventory: Mapping[str, Any] | None,
+                       create_only: Collection[str], api_name: str) -> Terminal | None:
+    """The InvalidSpec for an update asked to change what only the create takes, or None."""
+    changed = [f for f in fields if f in create_only]
+    if not changed:
+        return None
+    spec_field = model_spec_field if res.kind == "Model" else service_spec_field
+    parts = []
+    for f in changed:
+        path = spec_field(res, f)
+        stored = (inventory or {}).get(f)
+        held = (f"it holds {stored!r}" if stored is not None else
+                "it does not show the value it was created with")
+        parts.append(f"{path} ({f}) cannot change after create in ZStack ({api_name} has no {f}; {held})")
+    paths = tuple(spec_field(res, f) for f in changed)
+    return Terminal("; ".join(parts) + f": set {', '.join(paths)} back to the stored value or remove it, or create "
+                    f"a new {res.kind} for the new value", fields=paths)
 
 
 def update_model_body(desired: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    body: dict[str, Any] = {k: _wire(k, desired[k]) for k in fields if k not in MODEL_TAG_FIELDS}
-    tags = model_tags(desired, tuple(k for k in fields if k in MODEL_TAG_FIELDS))
-    if tags:
-        body["systemTags"] = tags
-    return {"updateModel": body}
+    return {"updateModel": {k: _wire(k, desired[k]) for k in fields if k in UPDATE_MODEL_FIELDS}}
 
 
-def _service_wire(desired: Mapping[str, Any], keys: tuple[str, ...] | list[str]) -> dict[str, Any]:
+def _images(pairs: Any) -> list[dict[str, str]]:
+    """architectureImages as objects, the shape of the inventory's modelServiceImages."""
+    return [{"cpuArchitecture": arch, "dockerImage": image} for arch, image in pairs]
+
+
+def _service_wire(desired: Mapping[str, Any], keys: Collection[str], allowed: frozenset[str]) -> dict[str, Any]:
     out = {}
     for k in keys:
         if k == "images":
-            out["architectureImages"] = [f"{arch}::{image}" for arch, image in desired["images"]]
-        else:
+            out["architectureImages"] = _images(desired["images"])
+        elif k in allowed:
             out[k] = desired[k]
     return out
 
 
 def add_service_body(res: Resource, conn: RegistryConnection, desired: Mapping[str, Any]) -> dict[str, Any]:
-    param = _service_wire(desired, list(desired))
+    param = _service_wire(desired, list(desired), ADD_MODEL_SERVICE_FIELDS)
     param["resourceUuid"] = resource_uuid(res, conn)
     return {"param": param, "systemTags": [], "userTags": [owner_tag(res)]}
 
 
-def update_service_body(desired: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {"updateModelService": _service_wire(desired, fields)}
+def update_service_body(desired: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any]:
+    return {"updateModelService": _service_wire(desired, fields, UPDATE_MODEL_SERVICE_FIELDS)}
 
 
 def owner_tag(res: Resource) -> str:
@@ -260,8 +388,12 @@ def parse_error(status: int, body: Any, text: str) -> VendorError:
 
 def refine(status: int, err: VendorError) -> Outcome | None:
     """ZStack codes that say more than the status (ZStack answers 503 for every API error)."""
-    if err.code in LOGIN_FAILED:
+    if err.code in LOGIN_FAILED or err.code == INVALID_SESSION:
+        # ID.1001 is answered by one re-login first (the transport's reauth hook); still
+        # refused right after a fresh login, the credentials are what is wrong
         return Outcome.CREDENTIALS
+    if err.code == QUOTA_EXCEEDED:
+        return Outcome.UNAVAILABLE
     if err.code in TERMINAL_CODES:
         return Outcome.INVALID
     if err.code == NOT_FOUND:
@@ -270,6 +402,38 @@ def refine(status: int, err: VendorError) -> Outcome | None:
         # not a ZStack answer at all: a wrong base URL, or not a ZStack server
         return Outcome.MISCONFIGURED
     return None
+
+
+def missing_field(err: VendorError | None) -> str | None:
+    """The request field a SYS.1003 names (PortApiValidator: ``invalid field[x] for ...``)."""
+    if err is None or err.code != NOT_FOUND:
+        return None
+    m = _MISSING_FIELD.search(err.message or "")
+    return (m.group(1) or m.group(2)) if m else None
+
+
+def missing_reference(res: Resource, conn: RegistryConnection, err: VendorError, what: str) -> BackendError:
+    """What a SYS.1003 on a create or update means, by the field it names.
+
+    * ``modelCenterUuid``: the registry's model center is gone: ``RegistryMisconfigured``;
+    * ``defaultModelServiceUuid`` / ``modelServiceUuids``: the ModelService's ZStack entry is
+      gone (its own reconcile makes it again): ``DependencyNotReady``, retried;
+    * ``uuid`` (or none named) on an update: the object itself vanished: retried, and the next
+      observe creates it again;
+    * anything else: ``InvalidSpec`` with the registry's message.
+    """
+    field = missing_field(err)
+    message = f"{what}: {err.message}"
+    if field == "modelCenterUuid":
+        return Terminal(f"{message}; the registry's spec.zstack.modelCenterUuid "
+                        f"({conn.settings.get('modelCenterUuid')}) names no model center "
+                        "(GET /zstack/v1/ai/model-centers lists them)", reason="RegistryMisconfigured")
+    if field in ("defaultModelServiceUuid", "modelServiceUuids"):
+        return Recoverable(f"{message}; spec.defaultServiceRef's ModelService is not in the registry now; "
+                           "waiting for it to be synced again", reason="DependencyNotReady")
+    if field in (None, "uuid"):
+        return Recoverable(f"{message}; the {res.kind} is no longer in the registry and will be created again")
+    return Terminal(message, fields=(field,))
 
 
 class ZStackBackend(Backend):
@@ -364,8 +528,8 @@ class ZStackBackend(Backend):
     def _desired(self, res: Resource) -> dict[str, Any]:
         return desired_model(res, self.conn) if res.kind == "Model" else desired_service(res, self.conn)
 
-    def _ignore(self, res: Resource) -> tuple[str, ...]:
-        return MODEL_CREATE_ONLY if res.kind == "Model" else SERVICE_CREATE_ONLY
+    def _not_settable(self, res: Resource, inventory: Mapping[str, Any] | None) -> tuple[NotSettable, ...]:
+        return (model_not_settable if res.kind == "Model" else service_not_settable)(res, inventory)
 
     async def _get(self, res: Resource) -> dict[str, Any] | None:
         uuid = resource_uuid(res, self.conn)
@@ -375,21 +539,22 @@ class ZStackBackend(Backend):
         inventories = self._body(reply).get("inventories") or []
         return inventories[0] if inventories else None
 
+    def _observation(self, res: Resource, desired: Mapping[str, Any], inv: Mapping[str, Any]) -> Observation:
+        return Observation(exists=True, external_id=inv.get("uuid"), inventory=inv, diff=diff(desired, inv),
+                           desired=desired, not_settable=self._not_settable(res, inv))
+
     def observation(self, res: Resource, inventory: Mapping[str, Any]) -> Observation | None:
         # ZStack answers writes with the stored inventory (directly or as the api-job's result)
         if not inventory.get("uuid"):
             return None
-        desired = self._desired(res)
-        return Observation(exists=True, external_id=inventory["uuid"], inventory=inventory,
-                           diff=diff(desired, inventory, ignore=self._ignore(res)), desired=desired)
+        return self._observation(res, self._desired(res), inventory)
 
     async def observe(self, res: Resource) -> Observation:
         desired = self._desired(res)
         inv = await self._get(res)
         if inv is None:
-            return Observation(exists=False)
-        return Observation(exists=True, external_id=inv.get("uuid"), inventory=inv,
-                           diff=diff(desired, inv, ignore=self._ignore(res)), desired=desired)
+            return Observation(exists=False, not_settable=self._not_settable(res, None))
+        return self._observation(res, desired, inv)
 
     async def create(self, res: Resource) -> Mapping[str, Any]:
         desired = self._desired(res)
@@ -402,25 +567,41 @@ class ZStackBackend(Backend):
                 inv = await self._get(res)
             except BackendError:
                 inv = None
-            if inv is not None:
-                return inv
-            if reply.outcome is Outcome.CONFLICT:
-                raise Recoverable("ZStack create: the registry reported a conflict, but the object is gone; "
-                                  "retrying")
-            raise self.transport.error(reply, "ZStack create")
+            if inv is None:
+                if reply.outcome is Outcome.CONFLICT:
+                    raise Recoverable("ZStack create: the registry reported a conflict, but the object is gone; "
+                                      "retrying")
+                if reply.error is not None and reply.error.code == NOT_FOUND:
+                    raise missing_reference(res, self.conn, reply.error, "ZStack create")
+                raise self.transport.error(reply, "ZStack create")
+        else:
+            inv = self._body(reply).get("inventory") or (await self._get(res)) or {}
+        if res.kind == "ModelService":
+            # what only UpdateModelService takes goes in one update right after the create
+            # (also after adopting what a lost create made: the same update again is harmless)
+            later = tuple(f for f in SERVICE_UPDATE_ONLY if f in desired)
+            if later and inv.get("uuid"):
+                inv = await self._put(res, update_service_body(desired, later)) or inv
+        return inv
+
+    async def _put(self, res: Resource, body: Mapping[str, Any]) -> dict[str, Any]:
+        uuid = resource_uuid(res, self.conn)
+        reply = await self._call("PUT", f"{self._collection(res)}/{uuid}", "update", body, accept=ABSENT)
+        if not reply.ok:
+            raise missing_reference(res, self.conn, reply.error or VendorError(), "ZStack update")
         return self._body(reply).get("inventory") or (await self._get(res)) or {}
 
     async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         desired = self._desired(res)
-        uuid = resource_uuid(res, self.conn)
         if res.kind == "Model":
+            refused = create_only_change(res, obs.diff, obs.inventory, MODEL_CREATE_ONLY, "UpdateModel")
             body = update_model_body(desired, obs.diff)
         else:
+            refused = create_only_change(res, obs.diff, obs.inventory, SERVICE_CREATE_ONLY, "UpdateModelService")
             body = update_service_body(desired, obs.diff)
-        reply = await self._call("PUT", f"{self._collection(res)}/{uuid}", "update", body, accept=ABSENT)
-        if not reply.ok:
-            raise Recoverable("ZStack object vanished during update; it will be re-created")
-        return self._body(reply).get("inventory") or (await self._get(res)) or {}
+        if refused is not None:
+            raise refused
+        return await self._put(res, body)
 
     async def delete(self, res: Resource) -> None:
         uuid = resource_uuid(res, self.conn)

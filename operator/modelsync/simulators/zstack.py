@@ -1,23 +1,37 @@
 """A local ZStack AI model center: the REST surface the ZStack backend talks to.
 
-The simulator follows the project's contract for ZStack (the seed pages for
-AddModel, UpdateModel and UpdateModelService, plus ZStack's REST conventions),
-so the backend can be developed and tested without a ZStack cloud:
+The simulator behaves like the real server as its published sources show (the seed pages
+for AddModel, UpdateModel and UpdateModelService; the request structs of ZStack's Go SDK,
+copied in ``../shared/specs/zstack/``; the open-source framework zstackio/zstack for REST,
+tags, validation and errors), so the backend can be developed and tested without a ZStack cloud:
 
 * ``PUT /zstack/v1/accounts/login`` with ``{"logInByAccount": {"accountName",
   "password": <SHA-512 hex>}}`` opens a session; every other ``/zstack/v1``
-  call needs ``Authorization: OAuth <session uuid>``;
+  call needs ``Authorization: OAuth <session uuid>`` (RestServer answers a missing or
+  non-OAuth header with 400 in plain text; a session that is not valid is ``ID.1001``);
 * models and model services are created with ``POST`` (``{"param": {...},
   "systemTags": [...], "userTags": [...]}``), changed with ``PUT``
   (``{"updateModel": {...}}`` / ``{"updateModelService": {...}}``), read with
   ZStack's query ``GET`` (``{"inventories": [...]}``, empty when absent) and
   removed with an idempotent ``DELETE``;
+* each API takes the fields its SDK request struct and seed page list; any other key is
+  dropped without an error, as RestServer's Gson binding does (it never lands);
+* a create's system tags must each match a registered pattern (TagManagerImpl: SYS.1007 "no
+  system tag matches ..."); ``--system-tag-pattern`` registers a site's own, ``--lenient`` turns
+  the check off; user tags are free text;
+* a uuid the call names that does not exist (the model center, a default model service, the
+  object an update targets) is ``SYS.1003`` with PortApiValidator's "invalid field[...]" text;
 * user tags are read back with QueryUserTag, ``GET /zstack/v1/user-tags``
   (``q=resourceUuid=...``, ``q=resourceType=ModelVO``, ``start``/``limit``);
-* failures use ZStack's error envelope, with HTTP 503 for API errors;
+* API errors are HTTP 503 with ZStack's error envelope; what RestServer refuses before the
+  API (a body that does not parse or bind) is a plain-text 400 or 500;
 * in async mode (``--async``, or per request with ``X-Sim-Async: true``) every
   write answers ``202 {"location": .../zstack/v1/api-jobs/<uuid>}`` at once and
   is applied after ``job_delay`` seconds, the way ZStack runs APIMessages.
+
+The inventory fields no API sets (GPU memory, accelerator, architecture, framework version,
+pipeline tag...) read null until something fills them the way the server would:
+``ZStackState.set_inventory_fields`` or ``PUT /_sim/zstack/models/<uuid>/inventory``.
 
 The state (:class:`ZStackState`) is plain Python with no aiohttp in it, so its
 rules can be tested directly; the handlers only parse HTTP, check the session
@@ -53,7 +67,6 @@ ASYNC_HEADER = "X-Sim-Async"
 _UUID_RE = re.compile(r"[0-9a-f]{32}")  # always used with fullmatch
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-_LONG_TEXT = re.compile(r"-?[0-9]+")
 _DIGITS = re.compile(r"[0-9]+")
 _CPU_ARCHITECTURES = ("x86_64", "aarch64")
 
@@ -110,11 +123,34 @@ def already_exists(details: str) -> ZStackError:
 
 
 def authentication_failed(details: str) -> ZStackError:
-    return ZStackError(401, "ID.1000", "Authentication error", details)
+    return ZStackError(503, "ID.1000", "Authentication error", details)
 
 
 def invalid_session(details: str) -> ZStackError:
-    return ZStackError(401, "ID.1001", "Session expired", details)
+    return ZStackError(503, "ID.1001", "Session expired", details)
+
+
+def reference_not_found(field: str, api: str, value: str, resource_type: str) -> ZStackError:
+    """PortApiValidator: a uuid field of the API message names no resource of its type."""
+    return not_found(f"invalid field[{field}] for API{api}Msg, resource[uuid:{value}, type:{resource_type}] not found")
+
+
+def no_system_tag_matches(tag: str) -> ZStackError:
+    """TagManagerImpl's create-message interceptor: the tag matches no registered pattern."""
+    return invalid_argument(f"no system tag matches {tag}")
+
+
+class RestError(Exception):
+    """RestServer's own refusals (RestException, or an exception while binding the body): a
+    status with a plain-text body, not the error envelope."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+    def response(self) -> web.Response:
+        return web.Response(status=self.status, text=self.text)
 
 
 def error_response(status: int, message: str) -> web.Response:
@@ -283,19 +319,34 @@ def _http_path(field: str, value: Any) -> str:
     return value
 
 
-def _architecture_images(field: str, value: Any) -> list[tuple[str, str]]:
-    """``["x86_64::registry/img:tag", ...]`` -> ``[("x86_64", "registry/img:tag"), ...]``."""
-    images: list[tuple[str, str]] = []
-    for item in _string_list(field, value):
-        arch, sep, image = item.partition("::")
-        if not sep or arch not in _CPU_ARCHITECTURES or not image:
-            raise invalid_argument(
-                f"field[{field}] element {item!r} must be \"<cpuArchitecture>::<dockerImage>\""
-                f" with cpuArchitecture one of {', '.join(_CPU_ARCHITECTURES)}"
-            )
-        if any(arch == seen for seen, _ in images):
+def _architecture_images(field: str, value: Any) -> list[tuple[str, str, str | None]]:
+    """``[{"cpuArchitecture", "dockerImage", "vmImageUuid"}, ...]`` (the shape of the SDK's
+    examples and of the inventory's modelServiceImages) -> ``[(arch, dockerImage, vmImageUuid)]``.
+
+    An element that is not an object cannot be bound by Gson: RestServer answers 500 with the
+    exception's text, not the envelope. Keys the image class lacks are dropped, like any other.
+    """
+    if not isinstance(value, list):
+        raise RestError(500, f"java.lang.IllegalStateException: Expected BEGIN_ARRAY but was {_type_name(value).upper()}"
+                             f" at path $.{field}")
+    images: list[tuple[str, str, str | None]] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise RestError(500, "java.lang.IllegalStateException: Expected BEGIN_OBJECT but was "
+                                 f"{_type_name(item).upper()} at path $.{field}[{index}]")
+        arch, image, vm_image = item.get("cpuArchitecture"), item.get("dockerImage"), item.get("vmImageUuid")
+        if arch not in _CPU_ARCHITECTURES:
+            raise invalid_argument(f"field[{field}] element {index}: cpuArchitecture must be one of "
+                                   f"{', '.join(_CPU_ARCHITECTURES)}, got {arch!r}")
+        if image is None and vm_image is None:
+            raise invalid_argument(f"field[{field}] element {index}: dockerImage or vmImageUuid is mandatory")
+        if image is not None:
+            _non_empty_string(f"{field}[{index}].dockerImage", image)
+        if vm_image is not None:
+            _uuid(f"{field}[{index}].vmImageUuid", vm_image)
+        if any(arch == seen for seen, _, _ in images):
             raise invalid_argument(f"field[{field}] names cpuArchitecture {arch} more than once")
-        images.append((arch, image))
+        images.append((arch, image, vm_image))
     return images
 
 
@@ -306,12 +357,10 @@ ADD_MODEL_SERVICE_REQUIRED = ("name", "modelCenterUuid", "yaml", "requestCpu", "
 def _validate(api: str, spec: Mapping[str, Validator], params: Mapping[str, Any], required: Iterable[str] = ()) -> JSON:
     """Check an API's parameters like ZStack's API mediator does, before any change.
 
-    ``null`` counts as "not given" (a Java field left unset), unknown keys are
-    rejected by name so a misspelled field fails loudly instead of vanishing.
+    ``null`` counts as "not given" (a Java field left unset). A key the API message class has
+    no field for is dropped without an error, as RestServer's Gson binding does: it never lands.
     """
-    unknown = sorted(k for k in params if k not in spec)
-    if unknown:
-        raise invalid_argument(f"field[{unknown[0]}] is not a parameter of {api}")
+    params = {k: v for k, v in params.items() if k in spec}
     for name in required:
         if params.get(name) is None:
             raise invalid_argument(f"field[{name}] is mandatory")
@@ -322,75 +371,79 @@ def _validate(api: str, spec: Mapping[str, Validator], params: Mapping[str, Any]
     return {k: spec[k](k, v) for k, v in params.items() if v is not None}
 
 
+def dropped_keys(spec: Mapping[str, Validator], params: Mapping[str, Any]) -> list[str]:
+    """The keys of ``params`` an API would drop (for the journal-free unit checks)."""
+    return sorted(k for k in params if k not in spec)
+
+
 #: @APIParam(maxLength=...) of ZStack's API messages: names 255, descriptions 2048.
 MAX_LENGTH: dict[str, int] = {"name": 255, "description": 2048, "modelId": 255, "vendor": 255, "version": 255}
 
 
 # --------------------------------------------------------------------------- system tags
 
-#: systemTag keys that surface as ModelInventory fields, and whether they hold a Long.
-MODEL_TAG_FIELDS: dict[str, bool] = {
-    "minGpuMemory": True,
-    "recommendedGpuMemory": True,
-    "extraGpuMemRequest": True,
-    "requiredAccelerator": False,
-    "architectureType": False,
-    "frameworkVersion": False,
-    "pipelineTag": False,
-    "versionSemver": False,
-    "artifactChecksum": False,
-    "artifactSizeBytes": True,
+#: ModelInventory fields that no API sets: the server fills them itself. Tests stand in for it
+#: with :meth:`ZStackState.set_inventory_fields`; until then they read null.
+MODEL_SERVER_FIELDS: dict[str, Validator] = {
+    "minGpuMemory": _long,
+    "recommendedGpuMemory": _long,
+    "extraGpuMemRequest": _long,
+    "requiredAccelerator": _string,
+    "architectureType": _string,
+    "frameworkVersion": _string,
+    "pipelineTag": _string,
+    "versionSemver": _string,
+    "artifactChecksum": _string,
+    "artifactSizeBytes": _long,
 }
+
+#: System tag patterns registered by the open-source framework (zstackio/zstack) that a create
+#: here may carry: ``resourceConfig::`` (TagConstant.RESOURCE_CONFIG_TAG_PREFIX, a resource's own
+#: global-config value). TagManagerImpl refuses a create whose system tag matches no registered
+#: pattern with SYS.1007 "no system tag matches <tag>"; ``ephemeral::`` tags are not checked and
+#: not stored. A site registers more (``--system-tag-pattern``).
+REGISTERED_SYSTEM_TAGS = ("resourceConfig::{category}::{name}::{value}",)
+EPHEMERAL_TAG_PREFIX = "ephemeral::"
+
+
+def tag_pattern(tag_format: str) -> re.Pattern[str]:
+    """A PatternedSystemTag format (``key::{token}``) as a regex; a format without tokens is literal."""
+    parts = re.split(r"\{[^{}]+\}", tag_format)
+    return re.compile("(.+)".join(re.escape(p) for p in parts))
 
 
 @dataclasses.dataclass
 class Tags:
-    """A resource's tags: ``key::value`` system tags by key, plain ones, user tags."""
+    """A resource's tags as stored: system tags (those a create carried) and user tags."""
 
-    keyed: dict[str, str] = dataclasses.field(default_factory=dict)
-    plain: list[str] = dataclasses.field(default_factory=list)
+    system: list[str] = dataclasses.field(default_factory=list)
     user: list[str] = dataclasses.field(default_factory=list)
 
     def merge(self, system_tags: list[str], user_tags: list[str]) -> None:
-        """A tag naming a key replaces that key's value; others are added once."""
         for tag in system_tags:
-            key, sep, value = tag.partition("::")
-            if sep:
-                self.keyed[key] = value
-            elif tag not in self.plain:
-                self.plain.append(tag)
+            if tag not in self.system and not tag.startswith(EPHEMERAL_TAG_PREFIX):
+                self.system.append(tag)
         for tag in user_tags:
             if tag not in self.user:
                 self.user.append(tag)
 
-    def system_tags(self) -> list[str]:
-        return [f"{k}::{v}" for k, v in self.keyed.items()] + list(self.plain)
 
-
-def _collect_tags(
-    api: str, body: Mapping[str, Any], params: Mapping[str, Any], long_keys: Mapping[str, bool]
-) -> tuple[list[str], list[str]]:
-    """systemTags/userTags from the top level of the body (ZStack) and the wrapper (seed pages)."""
+def _collect_tags(body: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """systemTags/userTags from the top level of the body (RestServer) and the wrapper (the
+    API message's own fields, which Gson binds too)."""
     found: dict[str, list[str]] = {"systemTags": [], "userTags": []}
     for source in (body, params):
         for name in found:
             if source.get(name) is not None:
                 found[name].extend(_string_list(name, source[name]))
-    for tag in found["systemTags"]:
-        key, sep, value = tag.partition("::")
-        if sep and long_keys.get(key) and not (_LONG_TEXT.fullmatch(value) and _LONG_MIN <= int(value) <= _LONG_MAX):
-            raise invalid_argument(f"systemTag[{tag}] of {api}: {key} must be a Long, got {value!r}")
     return found["systemTags"], found["userTags"]
 
 
-def _tag_value(tags: Tags, key: str) -> Any:
-    raw = tags.keyed.get(key)
-    if raw is None:
-        return None
-    return int(raw) if MODEL_TAG_FIELDS.get(key) else raw
-
-
 # --------------------------------------------------------------------------- API parameter specs
+
+# What each API message takes: the SDK's request structs (zstack-sdk-go-v2 pkg/param, copies in
+# ../shared/specs/zstack/) and the seed pages' body fields and request examples. Anything else
+# is dropped by the Gson binding (see _validate).
 
 _MODEL_COMMON: dict[str, Validator] = {
     "name": _non_empty_string,
@@ -398,18 +451,19 @@ _MODEL_COMMON: dict[str, Validator] = {
     "description": _string,
     "parameters": _string,
     "modelCenterUuid": _uuid,
-    "logo": _string,
     "vendor": _string,
-    "introduction": _string,
-    "version": _string,
     "recommendedGpuNum": _gpu_numbers,
     "gpuConstraintDescription": _string,
     "modelId": _string,
     "defaultModelServiceUuid": _uuid,
 }
 
+#: AddModelDetailParam plus seed 002's modelId, shareMode, defaultModelServiceUuid
 ADD_MODEL_SPEC: dict[str, Validator] = {
     **_MODEL_COMMON,
+    "logo": _string,
+    "introduction": _string,
+    "version": _string,
     "size": _long,
     "token": _string,
     "resourceUuid": _uuid,
@@ -418,6 +472,8 @@ ADD_MODEL_SPEC: dict[str, Validator] = {
     "shareMode": _string,
 }
 
+#: UpdateModelDetailParam plus seed 000's vendor, modelId, defaultModelServiceUuid and
+#: clearDefaultModelService; no version, logo, introduction or size
 UPDATE_MODEL_SPEC: dict[str, Validator] = {
     **_MODEL_COMMON,
     "modelClassifications": _string_list,
@@ -453,12 +509,33 @@ UPDATE_MODEL_SERVICE_SPEC: dict[str, Validator] = {
     "vendorToSpecUuidsMap": _object,
 }
 
+#: AddModelServiceDetailParam: no readme, serviceName, servicePorts, serviceLivez, serviceReadyz
+#: or serviceBootupTime (UpdateModelService takes all of them but readme)
 ADD_MODEL_SERVICE_SPEC: dict[str, Validator] = {
-    **UPDATE_MODEL_SERVICE_SPEC,
+    "name": _non_empty_string,
+    "description": _string,
+    "yaml": _yaml,
     "modelCenterUuid": _uuid,
-    "resourceUuid": _uuid,
-    "readme": _string,
+    "requestCpu": _positive_int,
+    "requestMemory": _positive_long,
+    "gpuComputeCapability": _string,
     "installPath": _string,
+    "system": _boolean,
+    "startCommand": _string,
+    "containerCommand": _string,
+    "containerArgs": _string,
+    "pythonVersion": _string,
+    "condaVersion": _string,
+    "zoneUuid": _uuid,
+    "type": _string,
+    "source": _string,
+    "framework": _string,
+    "modelUuids": _uuid_list,
+    "architectureImages": _architecture_images,
+    "supportDistributed": _boolean,
+    "vendorToSpecUuidsMap": _object,
+    "resourceUuid": _uuid,
+    "tagUuids": _uuid_list,
 }
 
 #: ModelInventory fields, in the seed page's order, plus ``defaultModelServiceUuid``.
@@ -471,14 +548,14 @@ MODEL_INVENTORY_FIELDS = (
     "createDate", "lastOpDate", "defaultModelServiceUuid",
 )
 
-#: ModelServiceInventory fields of the seed page, plus the service* wire fields.
+#: ModelServiceInventory fields of the seed page (and the SDK's ModelServiceInventoryView): what
+#: UpdateModelService's service* fields set is stored but not shown.
 MODEL_SERVICE_INVENTORY_FIELDS = (
     "uuid", "name", "description", "readme", "yaml", "requestCpu", "requestMemory", "modelCenterUuid",
     "type", "framework", "source", "size", "system", "hasNewVersion", "gpuComputeCapability",
     "installPath", "pythonVersion", "condaVersion", "version", "startCommand", "containerCommand",
     "containerArgs", "supportDistributed", "cpuArchitectures", "vendorToSpecUuidsMap",
     "modelServiceRefs", "modelServiceImages", "createDate", "lastOpDate",
-    "servicePorts", "serviceLivez", "serviceReadyz", "serviceBootupTime",
 )
 
 MODEL_CENTER_INVENTORY_FIELDS = (
@@ -520,15 +597,18 @@ class ModelRecord:
     default_service: str | None
     created: float
     last_op: float
+    #: inventory fields no API sets (MODEL_SERVER_FIELDS), as the server filled them
+    server_fields: JSON = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
 class ServiceImage:
     uuid: str
     cpu_architecture: str
-    docker_image: str
+    docker_image: str | None
     created: float
     last_op: float
+    vm_image_uuid: str | None = None
 
 
 @dataclasses.dataclass
@@ -572,7 +652,8 @@ class ZStackState:
         async_mode: bool = False,
         job_delay: float = 0.2,
         clock: Callable[[], float] = time.time,
-        reflect_tags: bool = True,
+        lenient: bool = False,
+        system_tag_patterns: Iterable[str] = (),
     ) -> None:
         if session_ttl <= 0:
             raise ValueError("session_ttl must be positive")
@@ -587,9 +668,12 @@ class ZStackState:
         self.async_mode = async_mode
         self.job_delay = job_delay
         self.clock = clock
-        #: False: system tags are stored (and validated) but the inventory does not show them
-        #: as fields, as a real server is free to do; clients must not loop on the difference
-        self.reflect_tags = reflect_tags
+        #: True: a create's system tags need not match a registered pattern (the looser mode
+        #: of earlier versions); the default refuses them as ZStack's TagManagerImpl does
+        self.lenient = lenient
+        #: the system tag formats this server has registered (the framework's, plus a site's own)
+        self.system_tag_patterns = (*REGISTERED_SYSTEM_TAGS, *system_tag_patterns)
+        self._tag_patterns = [tag_pattern(f) for f in self.system_tag_patterns]
         self.account_uuid = uuidlib.uuid4().hex
         self.sessions: dict[str, Session] = {}
         self.models: dict[str, ModelRecord] = {}
@@ -653,11 +737,12 @@ class ZStackState:
         return len(self.sessions)
 
     def authenticate(self, authorization: str | None) -> Session:
+        # RestServer refuses these itself (400, plain text); the session is checked with the API
         if authorization is None:
-            raise invalid_session("missing header 'Authorization'")
+            raise RestError(400, "missing header 'Authorization'")
         scheme, _, token = authorization.strip().partition(" ")
         if scheme != "OAuth":
-            raise invalid_session("Authorization type must be 'OAuth'")
+            raise RestError(400, "Authorization type must be 'OAuth'")
         token = token.strip()
         if not self.session_valid(token):
             raise invalid_session(f"Session[uuid:{token}] expired or does not exist")
@@ -679,24 +764,42 @@ class ZStackState:
         if resource_uuid in self.models or resource_uuid in self.services or resource_uuid in self.model_centers:
             raise already_exists(f"resourceUuid[{resource_uuid}] already exists")
 
-    def _require_model_center(self, center_uuid: str) -> None:
+    def _require_model_center(self, api: str, center_uuid: str) -> None:
         if center_uuid not in self.model_centers:
-            raise invalid_argument(f"field[modelCenterUuid] names no model center: {center_uuid}")
+            raise reference_not_found("modelCenterUuid", api, center_uuid, "ModelCenterVO")
 
-    def _require_service(self, field: str, service_uuid: str) -> None:
+    def _require_service(self, api: str, field: str, service_uuid: str) -> None:
         if service_uuid not in self.services:
-            raise invalid_argument(f"field[{field}] names no model service: {service_uuid}")
+            raise reference_not_found(field, api, service_uuid, "ModelServiceVO")
 
     def _wrapped(self, body: Any, key: str) -> JSON:
-        if not isinstance(body, dict) or not isinstance(body.get(key), dict):
+        """The API message's parameters: an absent or null wrapper binds an empty message (its
+        mandatory fields then fail validation), as RestServer does."""
+        if not isinstance(body, dict):
             raise bad_request(f'the body must be a JSON object with the key "{key}" holding an object')
-        return dict(body[key])
+        params = body.get(key)
+        if params is None:
+            return {}
+        if not isinstance(params, dict):
+            raise RestError(500, f"java.lang.IllegalStateException: Expected BEGIN_OBJECT but was "
+                                 f"{_type_name(params).upper()} at path $")
+        return dict(params)
 
-    def _existing(self, table: Mapping[str, Any], resource_uuid: str, kind: str) -> Any:
-        _uuid("uuid", resource_uuid)
+    def _check_system_tags(self, tags: list[str]) -> None:
+        """TagManagerImpl's interceptor for create messages: every system tag but ``ephemeral::``
+        ones must match a registered pattern."""
+        if self.lenient:
+            return
+        for tag in tags:
+            if tag.startswith(EPHEMERAL_TAG_PREFIX):
+                continue
+            if not any(p.fullmatch(tag) for p in self._tag_patterns):
+                raise no_system_tag_matches(tag)
+
+    def _existing(self, table: Mapping[str, Any], resource_uuid: str, api: str, resource_type: str) -> Any:
         record = table.get(resource_uuid)
         if record is None:
-            raise not_found(f"{kind}[uuid:{resource_uuid}] is not found")
+            raise reference_not_found("uuid", api, resource_uuid, resource_type)
         return record
 
     def _refs_of(self, *, model: str | None = None, service: str | None = None) -> list[JSON]:
@@ -713,8 +816,7 @@ class ZStackState:
         f = rec.fields
         inventory: JSON = {name: None for name in MODEL_INVENTORY_FIELDS}
         inventory.update({k: v for k, v in f.items() if k in inventory})
-        if self.reflect_tags:
-            inventory.update({key: _tag_value(rec.tags, key) for key in MODEL_TAG_FIELDS})
+        inventory.update(rec.server_fields)
         inventory.update(
             {
                 "uuid": rec.uuid,
@@ -732,19 +834,18 @@ class ZStackState:
 
     def add_model(self, body: Any) -> JSON:
         params = self._wrapped(body, "param")
-        system_tags, user_tags = _collect_tags("AddModel", body, params, MODEL_TAG_FIELDS)
-        params.pop("systemTags", None)
-        params.pop("userTags", None)
+        system_tags, user_tags = _collect_tags(body, params)
         values = _validate("AddModel", ADD_MODEL_SPEC, params, required=("name", "installPath", "modelCenterUuid"))
-        self._require_model_center(values["modelCenterUuid"])
-        model_uuid = values.pop("resourceUuid", None) or uuidlib.uuid4().hex
-        self._require_fresh_uuid(model_uuid)
+        self._require_model_center("AddModel", values["modelCenterUuid"])
         bound = values.pop("modelServiceUuids", [])
         default = values.pop("defaultModelServiceUuid", None)
         for service_uuid in bound:
-            self._require_service("modelServiceUuids", service_uuid)
+            self._require_service("AddModel", "modelServiceUuids", service_uuid)
         if default is not None:
-            self._require_service("defaultModelServiceUuid", default)
+            self._require_service("AddModel", "defaultModelServiceUuid", default)
+        self._check_system_tags(system_tags)
+        model_uuid = values.pop("resourceUuid", None) or uuidlib.uuid4().hex
+        self._require_fresh_uuid(model_uuid)
 
         now = self.clock()
         tags = Tags()
@@ -755,29 +856,41 @@ class ZStackState:
         return {"inventory": self.model_inventory(model_uuid)}
 
     def update_model(self, model_uuid: str, body: Any) -> JSON:
+        # the tags of an update message go nowhere: TagManagerImpl creates tags from create messages
         params = self._wrapped(body, "updateModel")
-        rec: ModelRecord = self._existing(self.models, model_uuid, "Model")
-        system_tags, user_tags = _collect_tags("UpdateModel", body, params, MODEL_TAG_FIELDS)
-        params.pop("systemTags", None)
-        params.pop("userTags", None)
+        rec: ModelRecord = self._existing(self.models, model_uuid, "UpdateModel", "ModelVO")
         values = _validate("UpdateModel", UPDATE_MODEL_SPEC, params)
         if "modelCenterUuid" in values:
-            self._require_model_center(values["modelCenterUuid"])
+            self._require_model_center("UpdateModel", values["modelCenterUuid"])
         default = values.pop("defaultModelServiceUuid", None)
         clear = values.pop("clearDefaultModelService", False)
         if default is not None:
             if clear:
                 raise invalid_argument("field[defaultModelServiceUuid] cannot be combined with clearDefaultModelService=true")
-            self._require_service("defaultModelServiceUuid", default)
+            self._require_service("UpdateModel", "defaultModelServiceUuid", default)
 
         rec.fields.update(values)
-        rec.tags.merge(system_tags, user_tags)
         if clear:
             rec.default_service = None
         elif default is not None:
             rec.default_service = default
             self.refs[(model_uuid, default)] = None
         rec.last_op = self._next_op_time(rec.last_op)
+        return {"inventory": self.model_inventory(model_uuid)}
+
+    def set_inventory_fields(self, model_uuid: str, fields: Mapping[str, Any]) -> JSON:
+        """Stand in for the server filling the inventory fields no API sets (GPU memory,
+        accelerator, architecture, framework version, pipeline tag...)."""
+        rec: ModelRecord = self._existing(self.models, model_uuid, "UpdateModel", "ModelVO")
+        unknown = sorted(set(fields) - set(MODEL_SERVER_FIELDS))
+        if unknown:
+            raise invalid_argument(f"field[{unknown[0]}] is not one the server fills; settable: "
+                                   f"{', '.join(MODEL_SERVER_FIELDS)}")
+        for key, value in fields.items():
+            if value is None:
+                rec.server_fields.pop(key, None)
+            else:
+                rec.server_fields[key] = MODEL_SERVER_FIELDS[key](key, value)
         return {"inventory": self.model_inventory(model_uuid)}
 
     def delete_model(self, model_uuid: str) -> JSON:
@@ -809,7 +922,7 @@ class ZStackState:
                         "uuid": image.uuid,
                         "modelServiceUuid": rec.uuid,
                         "cpuArchitecture": image.cpu_architecture,
-                        "vmImageUuid": None,
+                        "vmImageUuid": image.vm_image_uuid,
                         "dockerImage": image.docker_image,
                         "createDate": zstack_date(image.created),
                         "lastOpDate": zstack_date(image.last_op),
@@ -822,27 +935,31 @@ class ZStackState:
         )
         return inventory
 
-    def _images(self, previous: list[ServiceImage], wanted: list[tuple[str, str]], when: float) -> list[ServiceImage]:
+    def _images(self, previous: list[ServiceImage], wanted: list[tuple[str, str, str | None]],
+                when: float) -> list[ServiceImage]:
         """The new image list; an architecture already present keeps its uuid and createDate."""
         by_arch = {image.cpu_architecture: image for image in previous}
         images: list[ServiceImage] = []
-        for arch, docker_image in wanted:
+        for arch, docker_image, vm_image in wanted:
             old = by_arch.get(arch)
             if old is None:
-                images.append(ServiceImage(uuidlib.uuid4().hex, arch, docker_image, when, when))
-            elif old.docker_image == docker_image:
+                images.append(ServiceImage(uuidlib.uuid4().hex, arch, docker_image, when, when, vm_image))
+            elif (old.docker_image, old.vm_image_uuid) == (docker_image, vm_image):
                 images.append(old)
             else:
-                images.append(dataclasses.replace(old, docker_image=docker_image, last_op=when))
+                images.append(dataclasses.replace(old, docker_image=docker_image, vm_image_uuid=vm_image,
+                                                  last_op=when))
         return images
 
     def add_model_service(self, body: Any) -> JSON:
         params = self._wrapped(body, "param")
-        system_tags, user_tags = _collect_tags("AddModelService", body, params, {})
-        params.pop("systemTags", None)
-        params.pop("userTags", None)
+        system_tags, user_tags = _collect_tags(body, params)
         values = _validate("AddModelService", ADD_MODEL_SERVICE_SPEC, params, required=ADD_MODEL_SERVICE_REQUIRED)
-        self._require_model_center(values["modelCenterUuid"])
+        self._require_model_center("AddModelService", values["modelCenterUuid"])
+        for model_uuid in values.pop("modelUuids", []):
+            if model_uuid not in self.models:
+                raise reference_not_found("modelUuids", "AddModelService", model_uuid, "ModelVO")
+        self._check_system_tags(system_tags)
         service_uuid = values.pop("resourceUuid", None) or uuidlib.uuid4().hex
         self._require_fresh_uuid(service_uuid)
         wanted = values.pop("architectureImages", [])
@@ -856,16 +973,13 @@ class ZStackState:
 
     def update_model_service(self, service_uuid: str, body: Any) -> JSON:
         params = self._wrapped(body, "updateModelService")
-        rec: ServiceRecord = self._existing(self.services, service_uuid, "ModelService")
-        system_tags, user_tags = _collect_tags("UpdateModelService", body, params, {})
-        params.pop("systemTags", None)
-        params.pop("userTags", None)
+        rec: ServiceRecord = self._existing(self.services, service_uuid, "UpdateModelService", "ModelServiceVO")
         values = _validate("UpdateModelService", UPDATE_MODEL_SERVICE_SPEC, params)
         wanted = values.pop("architectureImages", None)
 
         when = self._next_op_time(rec.last_op)
+        # the service* fields are stored; the inventory does not show them
         rec.fields.update(values)
-        rec.tags.merge(system_tags, user_tags)
         if wanted is not None:
             rec.images = self._images(rec.images, wanted, when)
         rec.last_op = when
@@ -921,6 +1035,9 @@ class ZStackState:
             job.body = operation()
         except ZStackError as exc:
             job.state, job.status, job.body = "failed", exc.status, exc.envelope()
+        except RestError as exc:
+            job.state, job.status, job.body = "failed", exc.status, {"error": error_envelope(
+                "SYS.1000", "An internal error happened in the system", exc.text)["error"]}
         else:
             job.state, job.status = "succeeded", 200
 
@@ -998,25 +1115,42 @@ def _state(request: web.Request) -> ZStackState:
 
 
 def _authenticate(request: web.Request) -> web.Response | None:
-    """None when the session is good, else the 401 to send."""
+    """None when the session is good, else the refusal to send (400 text for a missing or
+    non-OAuth header, 503 ID.1001 for a session that is not valid)."""
     try:
         _state(request).authenticate(request.headers.get("Authorization"))
     except ZStackError as exc:
         return _error(exc)
+    except RestError as exc:
+        return exc.response()
     return None
 
 
-async def _read_json(request: web.Request, key: str) -> JSON:
-    """The body as a JSON object carrying ``key``; anything else is a 400 at once."""
+async def _read_json(request: web.Request, key: str, *, action: bool = False) -> JSON:
+    """The body as RestServer reads it, before anything is sent to the API: JSON that does not
+    parse is a 500 with the parser's text; a PUT without its action key is a 400 in plain text
+    (its path serves several actions); a create without ``key`` binds an empty message."""
     raw = await request.read()
-    if not raw.strip():
-        raise bad_request(f'the body must be a JSON object with the key "{key}"')
     try:
-        body = json.loads(raw)
+        body = json.loads(raw) if raw.strip() else None
     except ValueError as exc:
-        raise bad_request(f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
-        raise bad_request(f'the body must be a JSON object with the key "{key}" holding an object')
+        raise RestError(500, f"com.google.gson.JsonSyntaxException: {exc}") from None
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise RestError(500, f"java.lang.IllegalStateException: Expected BEGIN_OBJECT but was "
+                             f"{_type_name(body).upper()} at path $")
+    if action and key not in body:
+        raise RestError(400, f"the body doesn't contain action mapping to the URL[{request.path}]")
+    params = body.get(key)
+    if params is not None and not isinstance(params, dict):
+        raise RestError(500, f"java.lang.IllegalStateException: Expected BEGIN_OBJECT but was "
+                             f"{_type_name(params).upper()} at path $")
+    if isinstance(params, dict) and params.get("architectureImages") is not None:
+        try:
+            _architecture_images("architectureImages", params["architectureImages"])
+        except ZStackError:
+            pass  # bound fine; the API's own validation reports it
     return body
 
 
@@ -1032,6 +1166,8 @@ def _respond(operation: Callable[[], JSON]) -> web.Response:
         return web.json_response(operation())
     except ZStackError as exc:
         return _error(exc)
+    except RestError as exc:
+        return exc.response()
 
 
 def _write(request: web.Request, operation: Callable[[], JSON]) -> web.Response:
@@ -1084,9 +1220,9 @@ def _query_number(request: web.Request, key: str) -> int | None:
 async def login(request: web.Request) -> web.Response:
     try:
         body = await _read_json(request, "logInByAccount")
-    except ZStackError as exc:
-        return _error(exc)
-    return _respond(lambda: _state(request).login(body["logInByAccount"]))
+    except RestError as exc:
+        return exc.response()
+    return _respond(lambda: _state(request).login(body.get("logInByAccount") or {}))
 
 
 async def validate_session(request: web.Request) -> web.Response:
@@ -1124,8 +1260,8 @@ def _create_handler(method: str) -> Handler:
             return denied
         try:
             body = await _read_json(request, "param")
-        except ZStackError as exc:
-            return _error(exc)
+        except RestError as exc:
+            return exc.response()
         return _write(request, lambda: getattr(_state(request), method)(body))
 
     return handler
@@ -1136,9 +1272,9 @@ def _update_handler(method: str, key: str) -> Handler:
         if (denied := _authenticate(request)) is not None:
             return denied
         try:
-            body = await _read_json(request, key)
-        except ZStackError as exc:
-            return _error(exc)
+            body = await _read_json(request, key, action=True)
+        except RestError as exc:
+            return exc.response()
         resource_uuid = request.match_info["uuid"]
         return _write(request, lambda: getattr(_state(request), method)(resource_uuid, body))
 
@@ -1172,6 +1308,17 @@ async def expire_sessions(request: web.Request) -> web.Response:
     return web.json_response({"expired": _state(request).expire_sessions()})
 
 
+async def set_inventory_fields(request: web.Request) -> web.Response:
+    """Fill a model's inventory fields that no API sets, as the server would."""
+    try:
+        fields = await request.json()
+    except ValueError:
+        return web.json_response({"error": "the body must be a JSON object"}, status=400)
+    if not isinstance(fields, dict):
+        return web.json_response({"error": "the body must be a JSON object"}, status=400)
+    return _respond(lambda: _state(request).set_inventory_fields(request.match_info["uuid"], fields))
+
+
 async def clear(request: web.Request) -> web.Response:
     request.app[_SCHEDULER].cancel_all()
     _state(request).clear()
@@ -1192,7 +1339,8 @@ def create_app(
     model_center_uuid: str | None = None,
     rng_seed: int | None = None,
     clock: Callable[[], float] = time.time,
-    reflect_tags: bool = True,
+    lenient: bool = False,
+    system_tag_patterns: Iterable[str] = (),
 ) -> web.Application:
     """The simulator as an aiohttp app: API routes, fault knobs, ``/_sim`` admin."""
     state = ZStackState(
@@ -1203,7 +1351,8 @@ def create_app(
         async_mode=async_mode,
         job_delay=job_delay,
         clock=clock,
-        reflect_tags=reflect_tags,
+        lenient=lenient,
+        system_tag_patterns=system_tag_patterns,
     )
     app = faultlib.make_app(faults=faults or faultlib.Faults(), error_response=error_response, rng_seed=rng_seed)
     with warnings.catch_warnings():
@@ -1245,6 +1394,7 @@ def create_app(
 
     r.add_post(f"{faultlib.ADMIN_PREFIX}/zstack/expire-sessions", expire_sessions)
     r.add_post(f"{faultlib.ADMIN_PREFIX}/zstack/clear", clear)
+    r.add_put(f"{faultlib.ADMIN_PREFIX}/zstack/models/{{uuid}}/inventory", set_inventory_fields)
     return app
 
 
@@ -1257,8 +1407,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--job-delay", type=float, default=0.2, help="seconds before an async job's work is applied")
     parser.add_argument("--session-ttl", type=float, default=3600.0, help="seconds a session stays valid")
     parser.add_argument("--model-center-uuid", default=None, help="uuid of the model center (random when omitted)")
-    parser.add_argument("--no-reflect-tags", dest="reflect_tags", action="store_false",
-                        help="store system tags without showing them as inventory fields")
+    parser.add_argument("--system-tag-pattern", dest="system_tag_patterns", action="append", default=[],
+                        metavar="FORMAT", help="a system tag format this server has registered besides the "
+                        "framework's (e.g. 'modelFamily::{name}'); repeatable")
+    parser.add_argument("--lenient", action="store_true",
+                        help="accept system tags that match no registered pattern (the faithful default "
+                        "refuses them with SYS.1007)")
     faultlib.add_fault_arguments(parser)
 
 
@@ -1272,7 +1426,8 @@ def app_from_args(args: argparse.Namespace) -> web.Application:
         faults=faultlib.faults_from_args(args),
         model_center_uuid=args.model_center_uuid,
         rng_seed=args.seed,
-        reflect_tags=args.reflect_tags,
+        lenient=args.lenient,
+        system_tag_patterns=args.system_tag_patterns,
     )
 
 

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
 
+from modelsync import api
 from modelsync.testing import K8s, OperatorProcess
 from modelsync.testing.k8s import condition
 
@@ -16,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 CENTER = "ebf96ce1de2c46fa8af9d503c29bb93d"
 PASSWORD = "s3cret-Pa55"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "zstack"
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +82,13 @@ def test_model_and_service_created_with_inventory_in_status(k8s: K8s, zns: str, 
     stored = sim_models(zsim)[m_entry["externalId"]]
     assert m_entry["inventory"]["uuid"] == m_entry["externalId"] == stored["uuid"]
     inv = m_entry["inventory"]
-    assert inv["minGpuMemory"] == 17179869184 and inv["recommendedGpuMemory"] == 25769803776
-    assert inv["recommendedGpuNum"] == [1, 2] and inv["requiredAccelerator"] == "cuda:12.1"
+    assert inv["recommendedGpuNum"] == [1, 2]
     assert inv["modelCenterUuid"] == CENTER and inv["installPath"] == "/models/qwen3-8b"
+    # no ZStack API sets GPU memory, accelerator, architecture or pipeline tag: never sent, shown
+    not_settable = {n["field"] for n in m_entry["notSettable"]}
+    assert not_settable == {"spec.gpu.minMemory", "spec.gpu.recommendedMemory", "spec.gpu.accelerator",
+                            "spec.architecture", "spec.task"}
+    assert all("::" not in str(e["body"].get("systemTags")) for e in zsim.writes("/zstack/v1/ai/models"))
     assert inv["defaultModelServiceUuid"] == s_entry["externalId"]
     sinv = sim_services(zsim)[s_entry["externalId"]]
     assert sinv["requestCpu"] == 4 and sinv["requestMemory"] == 16384
@@ -110,10 +119,12 @@ def test_update_sends_only_changed_fields(k8s: K8s, zns: str, zsim: Sim) -> None
     puts = zsim.writes("/zstack/v1/ai/models")
     assert len(puts) == 1, puts
     assert puts[0]["method"] == "PUT"
-    assert puts[0]["body"] == {"updateModel": {"description": "now with tools",
-                                               "systemTags": ["minGpuMemory::21474836480"]}}
-    assert obj["status"]["registries"][0]["inventory"]["description"] == "now with tools"
-    assert obj["status"]["registries"][0]["inventory"]["minGpuMemory"] == 21474836480
+    # GPU memory cannot be set through UpdateModel: only the description travels
+    assert puts[0]["body"] == {"updateModel": {"description": "now with tools"}}
+    entry = obj["status"]["registries"][0]
+    assert entry["inventory"]["description"] == "now with tools"
+    (mem,) = [n for n in entry["notSettable"] if n["field"] == "spec.gpu.minMemory"]
+    assert "UpdateModel" in mem["message"] and "registryValue" not in mem
 
 
 def test_unchanged_resync_and_restart_write_nothing(k8s: K8s, zns: str, zsim: Sim, operator: OperatorProcess) -> None:
@@ -165,7 +176,7 @@ def test_async_jobs_followed(k8s: K8s, ns: str, zsim_async: Sim, operator: Opera
     registry(k8s, ns, zsim_async, name="zasync")
     k8s.create(model("slow", ["zasync"], **QWEN), ns)
     obj = k8s.wait_condition("Model", "slow", ns, "Ready", timeout=90)
-    assert obj["status"]["registries"][0]["inventory"]["minGpuMemory"] == 17179869184
+    assert obj["status"]["registries"][0]["inventory"]["installPath"] == QWEN["installPath"]
     polls = [e for e in zsim_async.journal() if e["path"].startswith("/zstack/v1/api-jobs/")]
     assert polls, "no api-jobs location was polled"
     k8s.patch("Model", "slow", ns, {"spec": {"description": "async update"}})
@@ -250,11 +261,153 @@ def test_rejection_caused_by_the_registry_heals_when_the_registry_is_fixed(
         "backend": "zstack", "endpoint": zsim.url, "credentialsSecretRef": {"name": "fixme-creds"},
         "zstack": {"modelCenterUuid": "1" * 32}}}, ns)
     k8s.create(model("center", ["fixme"], installPath="/m"), ns)
-    obj = k8s.wait("Model", "center", ns, lambda o: condition(o, "Synced").get("reason") == "InvalidSpec",
-                   what="Synced=False InvalidSpec")
+    # ZStack answers SYS.1003 naming modelCenterUuid: the registry object is what is wrong
+    obj = k8s.wait("Model", "center", ns, lambda o: condition(o, "Synced").get("reason") == "RegistryMisconfigured",
+                   what="Synced=False RegistryMisconfigured")
     assert "1" * 32 in condition(obj, "Synced")["message"]
     k8s.custom.patch_namespaced_custom_object(
         "modelsync.io", "v1alpha1", ns, "modelregistries", "fixme", {"spec": {"zstack": {"modelCenterUuid": CENTER}}},
         _content_type="application/merge-patch+json")
     obj = k8s.wait_condition("Model", "center", ns, "Ready", timeout=60)
     assert obj["metadata"]["generation"] == 1  # the Model itself never changed
+
+
+# ---------------------------------------------------------------- fidelity: issue 14
+
+
+@pytest.fixture(scope="module")
+def zsim_examples() -> Iterator[Sim]:
+    """The faithful simulator as examples/zstack/00-registry.yaml describes it (its account)."""
+    yield from start_sim("zstack", model_center_uuid=CENTER)
+
+
+def test_examples_sync_ready(k8s: K8s, ns: str, zsim_examples: Sim, operator: OperatorProcess) -> None:
+    """Every manifest of examples/zstack is admitted and every Model and ModelService turns Ready
+    against the faithful simulator; what ZStack cannot set is listed, never sent."""
+    zsim = zsim_examples
+    docs = [d for f in sorted(EXAMPLES.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    kinds = [d["kind"] for d in docs]
+    assert {"Secret", "ModelRegistry", "Model", "ModelService"} <= set(kinds)
+    synced = []
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            k8s.core.create_namespaced_secret(ns, doc)
+            continue
+        assert doc["apiVersion"] == api.API_VERSION
+        if doc["kind"] == "ModelRegistry":
+            assert doc["spec"]["backend"] == "zstack" and doc["spec"]["zstack"]["modelCenterUuid"] == CENTER
+            doc = {**doc, "spec": {**doc["spec"], "endpoint": zsim.url}}
+        try:
+            k8s.create({k: v for k, v in doc.items() if k != "apiVersion"}, ns)
+        except ApiException as exc:  # pragma: no cover - the message is the point
+            pytest.fail(f"{doc['kind']} {doc['metadata']['name']} not admitted: {exc.body}")
+        if doc["kind"] in ("Model", "ModelService"):
+            synced.append(doc)
+    for doc in synced:
+        obj = k8s.wait_condition(doc["kind"], doc["metadata"]["name"], ns, "Ready", timeout=60)
+        entry = obj["status"]["registries"][0]
+        assert entry["reason"] == "Synced" and entry["externalId"]
+    writes = zsim.writes("/zstack/v1/ai/")
+    assert writes and all(not e["body"].get("systemTags") for e in writes if e["method"] == "POST")
+
+
+def wait_generation(k8s: K8s, kind: str, name: str, ns: str, generation: int, **kw: Any) -> dict[str, Any]:
+    return k8s.wait(kind, name, ns, lambda o: o["status"].get("observedGeneration") == generation
+                    and condition(o, "Ready").get("status") == "True", what=f"generation {generation} Ready", **kw)
+
+
+#: every field the Model CRD allows for a ZStack registry: the common fields and spec.zstack
+EVERY_MODEL_FIELD: dict[str, Any] = dict(
+    description="Qwen3 8B instruct", installPath="/models/qwen3-8b", vendor="Qwen", version="1.0.0",
+    parameters="8B, bf16", architecture="Qwen3ForCausalLM", frameworkVersion="PyTorch 2.4.0+cu121",
+    task="text-generation", license="apache-2.0", readme="# Qwen3 8B",
+    gpu={"minMemory": "16Gi", "recommendedMemory": "24Gi", "recommendedCount": [1, 2],
+         "constraintDescription": "Ampere or newer", "accelerator": "cuda:12.1"},
+    defaultServiceRef={"name": "every-svc"},
+    zstack={"name": "Qwen3 8B", "modelId": "Qwen/Qwen3-8B", "logo": "aGVsbG8=", "introduction": "Qwen3, 8B",
+            "size": 16384000000, "shareMode": "Private", "pipelineTag": "text-generation",
+            "systemTags": ["resourceConfig::ai::gpuOvercommit::true"]},
+)
+#: every field the ModelService CRD allows for a ZStack registry
+EVERY_SERVICE_FIELD: dict[str, Any] = dict(
+    description="vLLM server", readme="# vLLM", config="services:\n  - name: vllm\n    ports: [8000]\n",
+    resources={"cpu": 4, "memory": "16Gi"}, gpuComputeCapability="8.0", startCommand="python3 -m vllm",
+    framework="vLLM", pythonVersion="3.10.12", command=["python3", "-m", "vllm"], args=["--port", "8000"],
+    images=[{"cpuArchitecture": "x86_64", "image": "vllm:0.6.3"}, {"cpuArchitecture": "aarch64", "image": "vllm-arm:0.6.3"}],
+    ports=[8000], livenessPath="/health", readinessPath="/ready", bootupTimeSeconds=120, supportDistributed=True,
+    zstack={"name": "vllm", "type": "Endpoint", "source": "custom", "installPath": "/opt/vllm", "serviceName": "vllm"},
+)
+
+
+def test_every_field_lands_or_is_listed_and_nothing_is_written_twice(k8s: K8s, zns: str, zsim: Sim) -> None:
+    k8s.create(service("every-svc", ["zstack"], **EVERY_SERVICE_FIELD), zns)
+    k8s.create(model("every", ["zstack"], **EVERY_MODEL_FIELD), zns)
+    svc = k8s.wait_condition("ModelService", "every-svc", zns, "Ready", timeout=60)
+    mdl = k8s.wait_condition("Model", "every", zns, "Ready", timeout=60)
+    state = zsim.app["zstack"]
+    s_entry, m_entry = svc["status"]["registries"][0], mdl["status"]["registries"][0]
+
+    # the model: each value is in the simulator's store, or listed as not settable
+    stored = state.models[m_entry["externalId"]]
+    assert stored.fields == {
+        "name": "Qwen3 8B", "installPath": "/models/qwen3-8b", "description": "Qwen3 8B instruct",
+        "parameters": "8B, bf16", "modelCenterUuid": CENTER, "vendor": "Qwen", "version": "1.0.0",
+        "modelId": "Qwen/Qwen3-8B", "logo": "aGVsbG8=", "introduction": "Qwen3, 8B",
+        "gpuConstraintDescription": "Ampere or newer", "recommendedGpuNum": [1, 2], "size": 16384000000,
+        "shareMode": "Private"}
+    assert stored.default_service == s_entry["externalId"]
+    assert stored.tags.system == ["resourceConfig::ai::gpuOvercommit::true"]
+    # (spec.readme too: spec.zstack.introduction takes ZStack's one text field)
+    assert {n["field"] for n in m_entry["notSettable"]} == {
+        "spec.gpu.minMemory", "spec.gpu.recommendedMemory", "spec.gpu.accelerator", "spec.architecture",
+        "spec.frameworkVersion", "spec.task", "spec.zstack.pipelineTag", "spec.license", "spec.readme"}
+
+    # the service: the same
+    srec = state.services[s_entry["externalId"]]
+    assert {k: srec.fields.get(k) for k in (
+        "name", "description", "yaml", "requestCpu", "requestMemory", "gpuComputeCapability", "startCommand",
+        "framework", "pythonVersion", "containerCommand", "containerArgs", "supportDistributed", "type", "source",
+        "installPath", "serviceName", "servicePorts", "serviceLivez", "serviceReadyz", "serviceBootupTime")} == {
+        "name": "vllm", "description": "vLLM server", "yaml": EVERY_SERVICE_FIELD["config"], "requestCpu": 4,
+        "requestMemory": 16384, "gpuComputeCapability": "8.0", "startCommand": "python3 -m vllm", "framework": "vLLM",
+        "pythonVersion": "3.10.12", "containerCommand": "python3 -m vllm", "containerArgs": "--port 8000",
+        "supportDistributed": True, "type": "Endpoint", "source": "custom", "installPath": "/opt/vllm",
+        "serviceName": "vllm", "servicePorts": [8000], "serviceLivez": "/health", "serviceReadyz": "/ready",
+        "serviceBootupTime": 120}
+    assert sorted((i.cpu_architecture, i.docker_image) for i in srec.images) == [
+        ("aarch64", "vllm-arm:0.6.3"), ("x86_64", "vllm:0.6.3")]
+    assert [n["field"] for n in s_entry["notSettable"]] == ["spec.readme"]
+
+    # resyncs read and never write again for the same spec
+    time.sleep(1)
+    zsim.clear_journal()
+    time.sleep(RESYNC_SECONDS * 3)
+    journal = zsim.journal()
+    assert [e for e in journal if e["path"].endswith(m_entry["externalId"]) and e["method"] == "GET"]
+    assert [e for e in journal if e["method"] not in ("GET", "HEAD") and "/accounts/" not in e["path"]] == []
+
+
+def test_a_create_only_change_is_a_condition_not_a_silent_no_op(k8s: K8s, zns: str, zsim: Sim) -> None:
+    k8s.create(model("ver", ["zstack"], installPath="/m", version="1.0.0"), zns)
+    k8s.wait_condition("Model", "ver", zns, "Ready")
+    zsim.clear_journal()
+    k8s.patch("Model", "ver", zns, {"spec": {"version": "2.0.0", "description": "v2"}})
+    obj = k8s.wait("Model", "ver", zns, lambda o: condition(o, "Synced").get("reason") == "InvalidSpec",
+                   what="Synced=False InvalidSpec")
+    message = condition(obj, "Synced")["message"]
+    assert "spec.version" in message and "cannot change after create" in message and "'1.0.0'" in message
+    assert condition(obj, "Ready")["status"] == "False"
+    assert zsim.writes("/zstack/v1/ai/models") == []  # refused before anything was sent
+    k8s.patch("Model", "ver", zns, {"spec": {"version": "1.0.0"}})
+    wait_generation(k8s, "Model", "ver", zns, 3)
+    (put,) = zsim.writes("/zstack/v1/ai/models")
+    assert put["body"] == {"updateModel": {"description": "v2"}}
+
+
+def test_a_system_tag_zstack_has_not_registered_is_invalid_spec(k8s: K8s, zns: str, zsim: Sim) -> None:
+    k8s.create(model("tagged", ["zstack"], installPath="/m", zstack={"systemTags": ["minGpuMemory::1"]}), zns)
+    obj = k8s.wait("Model", "tagged", zns, lambda o: condition(o, "Synced").get("reason") == "InvalidSpec",
+                   what="Synced=False InvalidSpec")
+    assert "SYS.1007" in condition(obj, "Synced")["message"]
+    assert "no system tag matches minGpuMemory::1" in condition(obj, "Synced")["message"]
+    assert not [m for m in sim_models(zsim).values() if m["name"] == "tagged"]

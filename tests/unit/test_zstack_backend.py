@@ -108,7 +108,7 @@ async def test_a_model_setting_every_field_lands_or_is_reported(zsim: tuple[str,
         found = {n.field: n for n in obs.not_settable}
         assert set(found) == {"spec.gpu.minMemory", "spec.gpu.recommendedMemory", "spec.gpu.accelerator",
                               "spec.architecture", "spec.frameworkVersion", "spec.task", "spec.zstack.pipelineTag",
-                              "spec.license"}
+                              "spec.license", "spec.readme"}  # readme: spec.zstack.introduction is sent
         assert found["spec.gpu.minMemory"].registry_value == 17179869184
         assert "the same as the spec" in found["spec.gpu.minMemory"].why
         assert found["spec.gpu.accelerator"].registry_value == "cuda:11.8"

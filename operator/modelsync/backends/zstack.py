@@ -217,6 +217,10 @@ def model_not_settable(res: Resource, inventory: Mapping[str, Any] | None) -> tu
         ("spec.license", spec.license, None),
     ]
     out = []
+    if spec.readme is not None and z.introduction is not None:
+        out.append(NotSettable("spec.readme", "ZStack models have one text field, introduction, and "
+                                              "spec.zstack.introduction is what it holds; there is no readme field "
+                                              f"({SOURCE})"))
     for field, value, wire in rows:
         if value is None:
             continue

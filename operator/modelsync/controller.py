@@ -43,7 +43,7 @@ import re
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from .kube import KubeReader, KubeWriter, NotFound, WriteFailed, _rv, decode_secret_data
+from .kube import KubeReader, KubeWriter, NotFound, WriteFailed, _rv, decode_secret_data, secret_version
 from .reconcile import Outcome, Reconciler, Retry, Stop, backoff, paused
 
 logger = logging.getLogger("modelsync.controller")
@@ -375,14 +375,13 @@ class Controller:
         if event_type == "DELETED":
             store.secrets.pop(ident, None)
         else:
-            if store.secrets[ident][1] == meta.get("resourceVersion"):
-                return
             data = decode_secret_data(body.get("data"))
-            if data == store.secrets[ident][0]:
+            version = secret_version(meta.get("uid"), data)
+            if version == store.secrets[ident][1]:
                 # metadata only (the in-use finalizer, a label, the deletion): the credentials are
-                # the same, so the registry's connection (keyed by the version kept) stays
+                # the same, so the registry's connection (keyed by the content's version) stays
                 return
-            store.secrets[ident] = (data, meta.get("resourceVersion") or "")
+            store.secrets[ident] = (data, version)
         for key, obj in list(self.objects.items()):
             if key.kind in REGISTRY_KINDS and ident in _secret_refs(key, obj):
                 self.queue.add(key)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
+import json
 import logging
 from typing import Any, Mapping
 
@@ -40,6 +43,16 @@ def decode_secret_data(data: Mapping[str, str] | None) -> dict[str, str]:
     return {k: base64.b64decode(v).decode(errors="replace") for k, v in (data or {}).items()}
 
 
+def secret_version(uid: str | None, data: Mapping[str, str]) -> str:
+    """A version of a Secret's content, for the registry fingerprint: it changes when the data
+    does and only then (not when a finalizer, a label or an annotation is set, which bumps the
+    resourceVersion), so the same credentials give the same fingerprint across restarts. An
+    HMAC keyed by the Secret's uid, so the fingerprint in a resource's status cannot be checked
+    against guessed passwords by someone who cannot read the Secret."""
+    text = json.dumps(sorted(data.items()), separators=(",", ":"))
+    return "data:" + hmac.new((uid or "").encode(), text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 class KubeReader:
     """The few reads the core makes, each raising :class:`NotFound` when absent."""
 
@@ -65,7 +78,8 @@ class KubeReader:
     async def secret_data(self, name: str, namespace: str) -> tuple[dict[str, str], str]:
         """The Secret's decoded data, and its resourceVersion (for cache keys)."""
         secret = await self._call(lambda: self._core.read_namespaced_secret(name, namespace), f"Secret {namespace}/{name}")
-        return decode_secret_data(secret.data), secret.metadata.resource_version
+        data = decode_secret_data(secret.data)
+        return data, secret_version(secret.metadata.uid, data)
 
     @staticmethod
     async def _call(fn: Any, what: str) -> Any:

@@ -208,3 +208,16 @@ async def test_resyncs_fall_due_on_the_tick_grid_and_stay_spread() -> None:
     assert len(set(dues)) > 50  # still spread over the interval, not bunched on a few ticks
     c.queue.add(Key("Model", "ns", "now"))  # work that is not a resync is not held for the grid
     assert c.queue._due[Key("Model", "ns", "now")] <= time.monotonic()
+
+
+def test_secret_version_follows_the_data_not_the_metadata() -> None:
+    """The registry fingerprint in every resource's status includes the Secret's version: a
+    finalizer or label set on the Secret (which bumps its resourceVersion) must not change it,
+    or every resource would be rewritten after a restart."""
+    from modelsync.kube import secret_version
+
+    data = {"accountName": "admin", "password": "pw"}
+    assert secret_version("uid-1", data) == secret_version("uid-1", dict(reversed(list(data.items()))))
+    assert secret_version("uid-1", data) != secret_version("uid-1", {**data, "password": "pw2"})
+    assert secret_version("uid-1", data) != secret_version("uid-2", data)  # keyed: not a bare hash of the data
+    assert "pw" not in secret_version("uid-1", data)

@@ -1,0 +1,1 @@
+"""One package per registry: everything of one vendor (schema, mapping, client, simulator) in one folder."""

@@ -27,7 +27,7 @@ MODEL_CENTER = "ebf96ce1de2c46fa8af9d503c29bb93d"
 SIMULATORS = {
     # backend: (simulator args, example endpoint to rewrite)
     "zstack": (["--model-center-uuid", MODEL_CENTER], "http://127.0.0.1:8080"),
-    "nemo": ([], "http://127.0.0.1:8000"),
+    "nemo": (["--fileset", "default/llama-3-1-8b-support-lora"], "http://127.0.0.1:8000"),
     "instill": ([], "http://127.0.0.1:8081"),
 }
 

@@ -395,15 +395,22 @@ class ZStackModelSection(_Schema):
     modelId: str | None = Field(default=None, max_length=255)
     """ZStack model ID (e.g. the upstream repository id)."""
     logo: Image128K | None = None
-    """Logo, base64 data; at most 128 KiB."""
+    """Logo, base64 data; at most 128 KiB. Set on create only (UpdateModel has no logo)."""
     introduction: LongText | None = None
-    """Introduction text, at most 256 KiB in UTF-8; defaults to spec.readme."""
+    """Introduction text, at most 256 KiB in UTF-8; defaults to spec.readme. Set on create only
+    (UpdateModel has no introduction)."""
     size: int | None = Field(default=None, ge=0, le=INT64_MAX)
-    """Model size in bytes (a Long in ZStack)."""
+    """Model size in bytes (a Long in ZStack). Set on create only (UpdateModel has no size)."""
     shareMode: str | None = Field(default=None, max_length=64)
-    """ZStack sharing mode."""
+    """ZStack sharing mode. Set on create only (UpdateModel has no shareMode)."""
     pipelineTag: str | None = Field(default=None, max_length=128)
-    """Pipeline tag; defaults to spec.task."""
+    """Pipeline tag; defaults to spec.task. ZStack's APIs cannot set it: never sent, listed in
+    status.registries[].notSettable with the registry's own value."""
+    systemTags: list[Annotated[str, Field(min_length=1, max_length=1024)]] | None = Field(
+        default=None, max_length=64)
+    """System tags sent verbatim with AddModel (create only), e.g. a site's own registered tags.
+    ZStack refuses a create whose system tag matches no pattern registered on that server
+    (SYS.1007, "no system tag matches ...")."""
 
 
 NemoFinetuningType = Literal[
@@ -415,7 +422,8 @@ NemoBackendFormat = Literal["OPENAI_CHAT", "ANTHROPIC_MESSAGES"]
 
 
 class NemoModelSpecSection(_Schema):
-    """NeMo's model ``spec``: the API rejects it unless every required field is present."""
+    """NeMo's model ``spec``: the API rejects it unless every required field is present. With a
+    fileset, NeMo's model-spec job rewrites it from the checkpoint; the keys set here win."""
 
     # strict: no "32" → 32 or 1 → True; the apiserver sends typed JSON, and NeMo wants these types
     model_config = ConfigDict(strict=True)
@@ -449,9 +457,11 @@ class NemoModelSpecSection(_Schema):
     num_virtual_tokens: int | None = Field(default=None, ge=0, le=INT32_MAX)
     """Number of virtual tokens (p-tuning)."""
     minimum_gpus_all_weights: int | None = Field(default=None, ge=0, le=INT32_MAX)
-    """GPUs needed to fine-tune all weights."""
+    """GPUs needed to fine-tune all weights. Sent, but NeMo computes it and every read returns
+    null, so it is never compared."""
     minimum_gpus_lora: int | None = Field(default=None, ge=0, le=INT32_MAX)
-    """GPUs needed for LoRA fine-tuning."""
+    """GPUs needed for LoRA fine-tuning. Sent, but NeMo computes it and every read returns null,
+    so it is never compared."""
     is_chat: bool | None = None
     """Whether the model is a chat model."""
     is_embedding_model: bool | None = None
@@ -459,15 +469,31 @@ class NemoModelSpecSection(_Schema):
     chat_template: Text64K | None = None
     """Chat template, at most 64 KiB in UTF-8."""
     head_type: Literal["causal_lm", "embedding", "cross_encoder", "unknown"] | None = None
-    """Model head type."""
+    """Deprecated: NeMo's model spec has no head type. Not sent; listed in
+    status.registries[].notSettable when set."""
+
+
+#: an absolute URL (scheme://authority[...]), as NeMo's api_endpoint.url (pydantic AnyUrl) needs;
+#: plain regex syntax that RE2 (CEL at admission) and Python's re read alike
+NEMO_URL_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]+([/?#]\S*)?$"
+NEMO_URL_MESSAGE = "must be an absolute URL (scheme://host[:port][/path]), as NeMo's api_endpoint.url is"
+
+
+def _check_nemo_url(value: str) -> str:
+    if not re.fullmatch(NEMO_URL_PATTERN[1:-1], value):
+        raise ValueError(NEMO_URL_MESSAGE)
+    return value
 
 
 class NemoApiEndpoint(_Schema):
-    """Where the model is served. No API key here: a key in a custom resource is a leaked secret."""
+    """Where the model is served. No API key here: a key in a custom resource is a leaked secret.
+    {} empties the registry's endpoint data."""
 
-    url: str = Field(max_length=2048)
-    """Inference endpoint URL."""
-    model_id: str = Field(max_length=255)
+    url: Annotated[str, AfterValidator(_check_nemo_url)] | None = Field(
+        default=None, max_length=2048, json_schema_extra=rules((f"self.matches(r'{NEMO_URL_PATTERN}')",
+                                                                 NEMO_URL_MESSAGE)))
+    """Inference endpoint URL (absolute)."""
+    model_id: str | None = Field(default=None, max_length=255)
     """Model id at that endpoint."""
     format: str | None = Field(default=None, max_length=64)
     """Wire format of the endpoint, e.g. openai or nim."""
@@ -515,12 +541,26 @@ class NemoModelSection(_Schema):
     """Detailed model specification; all of its fields are required together."""
 
 
+# Instill's limits are those of model-backend v0.38.5's published JSON Schema for a create
+# (config/model/model.json) and its container model definition (model_definitions.json); copies
+# in operator/modelsync/simulators/specs/instill/.
+
+#: the tasks config/model/model.json lets a create name (the proto enum also has
+#: TASK_SPEECH_RECOGNITION, which that schema refuses; task cannot change after create)
 InstillTask = Literal[
     "TASK_CLASSIFICATION", "TASK_DETECTION", "TASK_KEYPOINT", "TASK_OCR",
     "TASK_INSTANCE_SEGMENTATION", "TASK_SEMANTIC_SEGMENTATION", "TASK_TEXT_TO_IMAGE",
-    "TASK_IMAGE_TO_IMAGE", "TASK_EMBEDDING", "TASK_SPEECH_RECOGNITION", "TASK_CHAT",
+    "TASK_IMAGE_TO_IMAGE", "TASK_EMBEDDING", "TASK_CHAT",
     "TASK_COMPLETION", "TASK_CUSTOM",
 ]
+#: hardware the schema allows in region REGION_GCP_EUROPE_WEST4 (REGION_LOCAL: CPU, GPU or any name of at most 63)
+INSTILL_GCP_HARDWARE = ("CPU", "NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_A100", "NVIDIA_A100_80G")
+#: JSON Schema ``format: uri`` (an absolute URI: a scheme, then printable ASCII), for license and the two URLs;
+#: "" too, which is never sent on create and clears the field on update
+INSTILL_URI_PATTERN = r"^([A-Za-z][A-Za-z0-9+.-]*:[!-~]*)?$"
+#: a profile image the server keeps: a data URL with base64 content (anything else is dropped)
+INSTILL_DATA_URL_PATTERN = r"^data:[^,]*,(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+_INSTILL_URI = "must be an absolute URI such as https://… (Instill validates it as JSON Schema format uri)"
 
 #: Instill model ids: RFC-1034 as documented, and lowercase, at most 32, as deployed backends enforce
 INSTILL_ID_PATTERN = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"
@@ -533,24 +573,57 @@ class InstillModelSection(_Schema):
 
     id: str | None = Field(default=None, pattern=INSTILL_ID_PATTERN, max_length=32)
     """Model id (lowercase RFC-1034 label, at most 32); defaults to an id derived from the resource."""
-    modelDefinition: str | None = Field(default=None, max_length=255)
-    """Model definition used to import the model, e.g. model-definitions/container."""
-    configuration: dict[str, Any] | None = None
-    """Model configuration, validated by Instill against the model definition's spec."""
+    modelDefinition: Literal["container", "model-definitions/container"] | None = None
+    """Model definition used to import the model: model-definitions/container (the only one)."""
+    configuration: dict[str, Any] | None = Field(default=None, json_schema_extra={"maxProperties": 0})
+    """Model configuration: {} (the container model definition's configurationSchema allows no
+    keys); unset sends {}."""
     task: InstillTask | None = None
     """AI task the model solves."""
     visibility: Literal["VISIBILITY_PRIVATE", "VISIBILITY_PUBLIC"] = "VISIBILITY_PRIVATE"
     """Who can see the model."""
-    region: str | None = Field(default=None, max_length=255)
-    """Region of the provider that hosts the model."""
-    hardware: str | None = Field(default=None, max_length=255)
-    """Hardware to serve the model on."""
-    sourceUrl: str | None = Field(default=None, max_length=2048)
-    """Link to the model's source code."""
-    documentationUrl: str | None = Field(default=None, max_length=2048)
-    """Link to extra information."""
-    profileImage: Image128K | None = None
-    """Profile image, base64; at most 128 KiB."""
+    region: Literal["REGION_GCP_EUROPE_WEST4", "REGION_LOCAL"] | None = None
+    """Region that hosts the model."""
+    hardware: str | None = Field(default=None, min_length=1, max_length=63)
+    """Hardware to serve the model on: in REGION_GCP_EUROPE_WEST4 one of CPU, NVIDIA_TESLA_T4,
+    NVIDIA_L4, NVIDIA_A100, NVIDIA_A100_80G; in REGION_LOCAL CPU, GPU or a custom name."""
+    sourceUrl: str | None = Field(default=None, max_length=63, pattern=INSTILL_URI_PATTERN)
+    """Link to the model's source code: an absolute URI of at most 63 characters."""
+    documentationUrl: str | None = Field(default=None, max_length=63, pattern=INSTILL_URI_PATTERN)
+    """Link to extra information: an absolute URI of at most 63 characters."""
+    profileImage: str | None = Field(default=None, max_length=131072, pattern=INSTILL_DATA_URL_PATTERN)
+    """Profile image as a data URL (data:image/png;base64,...); at most 128 KiB."""
+
+    model_config = ConfigDict(json_schema_extra=rules(
+        ("!has(self.hardware) || !has(self.region) || self.region != 'REGION_GCP_EUROPE_WEST4' || self.hardware in ["
+         + ", ".join(f"'{h}'" for h in INSTILL_GCP_HARDWARE) + "]",
+         "spec.instill.hardware must be one of " + ", ".join(INSTILL_GCP_HARDWARE)
+         + " in region REGION_GCP_EUROPE_WEST4", ".hardware"),
+    ))
+
+    @field_validator("configuration")
+    @classmethod
+    def _empty_configuration(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value:
+            raise ValueError("must be empty ({}): the container model definition's configurationSchema allows no keys")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _hardware_in_region(self) -> "InstillModelSection":
+        if self.region == "REGION_GCP_EUROPE_WEST4" and self.hardware is not None \
+                and self.hardware not in INSTILL_GCP_HARDWARE:
+            raise ValueError(f"hardware: must be one of {', '.join(INSTILL_GCP_HARDWARE)} in region {self.region}")
+        return self
+
+
+#: Model rules for the common fields Instill constrains, when the Model has an instill section
+#: (an Instill model cannot be created without one)
+INSTILL_MODEL_RULES = (
+    (f"!has(self.instill) || !has(self.license) || self.license == '' || self.license.matches('{INSTILL_URI_PATTERN}')",
+     f"spec.license {_INSTILL_URI} when spec.instill is set", ".license"),
+    ("!has(self.instill) || !has(self.description) || self.description.size() <= 1023",
+     "spec.description must be at most 1023 characters when spec.instill is set (Instill's limit)", ".description"),
+)
 
 
 
@@ -600,6 +673,7 @@ class ModelSpec(_Schema):
     model_config = ConfigDict(json_schema_extra=rules(
         ("self.registries.all(r, self.registries.exists_one(s, s.name == r.name && s.kind == r.kind))",
          "spec.registries must not name the same registry twice"),
+        *INSTILL_MODEL_RULES,
     ))
 
 
@@ -645,7 +719,8 @@ class ZStackServiceSection(_Schema):
     installPath: str | None = Field(default=None, max_length=2048)
     """Service installation path."""
     serviceName: str | None = Field(default=None, max_length=255)
-    """Name of the service inside its YAML configuration."""
+    """Name of the service inside its YAML configuration. AddModelService has no such field:
+    sent with an UpdateModelService right after the create."""
 
 
 class ModelServiceSpec(_Schema):

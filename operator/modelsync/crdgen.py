@@ -65,7 +65,8 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out["items"] = _structural(node["items"], defs)
     elif t:
         out["type"] = t
-    for key in ("pattern", "minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum", "format"):
+    for key in ("pattern", "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties",
+                "minimum", "maximum", "format"):
         if key in node:
             out[key] = node[key]
     if t == "integer" and out.get("maximum") == api.INT64_MAX:

@@ -14,7 +14,7 @@ import pytest
 from modelsync.testing import ControlPlane, K8s, OperatorProcess
 from modelsync.testing.k8s import condition
 
-from .conftest import RESYNC_SECONDS, Sim, model, start_sim
+from .conftest import RESYNC_SECONDS, Sim, model, service, start_sim
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +32,8 @@ def zsim() -> Iterator[Sim]:
 
 @pytest.fixture(scope="module")
 def tagless() -> Iterator[Sim]:
-    """ZStack that stores system tags without showing them as inventory fields."""
-    yield from start_sim("zstack", account="admin", password=PASSWORD, model_center_uuid=CENTER,
-                         reflect_tags=False)
+    """ZStack as it is: UpdateModelService's service* fields are stored, and no inventory shows them."""
+    yield from start_sim("zstack", account="admin", password=PASSWORD, model_center_uuid=CENTER)
 
 
 @pytest.fixture(scope="module")
@@ -63,31 +62,36 @@ def gen_ready(k8s: K8s, kind: str, name: str, ns: str, generation: int, timeout:
 # ---------------------------------------------------------------- no write loops
 
 
+SVC = dict(config="services: []\n", resources={"cpu": 1, "memory": "1Gi"}, startCommand="python3 app.py",
+           zstack={"installPath": "/opt/svc"}, ports=[8000], livenessPath="/health", bootupTimeSeconds=30)
+
+
 def test_fields_stored_but_not_reflected_are_written_once(
         k8s: K8s, ns: str, tagless: Sim, operator: OperatorProcess) -> None:
     tagless.reset()
     zregistry(k8s, ns, tagless)
-    k8s.create(model("tags", ["zstack"], **QWEN), ns)
+    k8s.create(service("tags", ["zstack"], **SVC), ns)
     start = time.monotonic()
-    obj = k8s.wait_condition("Model", "tags", ns, "Ready", timeout=10)
+    obj = k8s.wait_condition("ModelService", "tags", ns, "Ready", timeout=10)
     print(f"Ready after {time.monotonic() - start:.1f}s")
     entry = obj["status"]["registries"][0]
-    assert {"minGpuMemory", "recommendedGpuMemory", "requiredAccelerator"} <= set(entry["unobservedFields"])
-    assert "minGpuMemory" not in entry["inventory"]
+    assert {"servicePorts", "serviceLivez", "serviceBootupTime"} <= set(entry["unobservedFields"])
+    assert "servicePorts" not in entry["inventory"]
     time.sleep(RESYNC_SECONDS * 3)  # resyncs look again and must not write
-    writes = model_writes(tagless)
-    assert [w["method"] for w in writes] == ["POST"], writes
+    writes = tagless.writes("/zstack/v1/ai/model-services")
+    # AddModelService, then the one UpdateModelService with what only it takes
+    assert [w["method"] for w in writes] == ["POST", "PUT"], writes
     # the registry did store what it does not show
     state = tagless.app["zstack"]
-    assert state.models[entry["externalId"]].tags.keyed["minGpuMemory"] == "17179869184"
+    assert state.services[entry["externalId"]].fields["servicePorts"] == [8000]
     # a new value for one of them is sent once, and only that
     tagless.clear_journal()
-    k8s.patch("Model", "tags", ns, {"spec": {"gpu": {"minMemory": "20Gi"}}})
-    gen_ready(k8s, "Model", "tags", ns, 2, timeout=10)
+    k8s.patch("ModelService", "tags", ns, {"spec": {"ports": [9000]}})
+    gen_ready(k8s, "ModelService", "tags", ns, 2, timeout=10)
     time.sleep(RESYNC_SECONDS * 2)
-    writes = model_writes(tagless)
+    writes = tagless.writes("/zstack/v1/ai/model-services")
     assert len(writes) == 1 and writes[0]["method"] == "PUT", writes
-    assert writes[0]["body"]["updateModel"]["systemTags"] == ["minGpuMemory::21474836480"]
+    assert writes[0]["body"] == {"updateModelService": {"servicePorts": [9000]}}
 
 
 # ---------------------------------------------------------------- secrets

@@ -372,7 +372,7 @@ def zstack_error(status: int, code: str, details: str = "x") -> httpx.Response:
     ("observe", 503, "SYS.1007", INVALID),
     ("observe", 503, "ID.1000", CREDENTIALS),
     ("observe", 503, "ID.1002", CREDENTIALS),
-    ("create", 503, "ID.1003", CREDENTIALS),
+    ("create", 503, "ID.1003", UNAVAILABLE),  # IdentityErrors.QUOTA_EXCEEDING: a quota, not a login
     ("observe", 503, "SYS.1003", ABSENT),
     ("delete", 503, "SYS.1003", OK),
     ("update", 503, "SYS.1003", (Recoverable, None, None)),

@@ -4,7 +4,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv controlplane gitopscheck test lint unit integration demo crds bench image image-smoke clean
+.PHONY: help venv controlplane gitopscheck mlflow test lint unit integration demo crds bench image image-smoke clean
 
 help:
 	@echo "make demo   local control plane + ZStack simulator + operator + examples, then their synced status"
@@ -30,7 +30,11 @@ controlplane:
 gitopscheck:
 	@bash tools/gitopscheck/build.sh >/dev/null
 
-test: venv controlplane gitopscheck lint
+# The real MLflow server (tools/mlflow/version.env) in a virtualenv of its own; cached in ~/.cache/modelsync.
+mlflow:
+	@bash tools/mlflow/ensure.sh >/dev/null
+
+test: venv controlplane gitopscheck mlflow lint
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
@@ -40,10 +44,10 @@ lint: venv
 unit: venv
 	$(PYTHON) -m pytest -q tests/unit $(PYTEST_ARGS)
 
-integration: venv controlplane gitopscheck
+integration: venv controlplane gitopscheck mlflow
 	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
-demo: venv controlplane
+demo: venv controlplane mlflow
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)
 
 crds: venv

@@ -29,6 +29,7 @@ SIMULATORS = {
     "zstack": (["--model-center-uuid", MODEL_CENTER], "http://127.0.0.1:8080"),
     "nemo": (["--fileset", "default/llama-3-1-8b-support-lora"], "http://127.0.0.1:8000"),
     "instill": ([], "http://127.0.0.1:8081"),
+    "mlflow": ([], "http://127.0.0.1:5000"),  # not a simulator: the real MLflow server (tools/mlflow/ensure.sh)
 }
 
 
@@ -75,9 +76,21 @@ def main() -> int:
 
         kc("create", "namespace", NAMESPACE, check=False, capture_output=True)
         workdir = Path(tempfile.mkdtemp(prefix="modelsync-demo-"))
+        links: list[str] = []  # registries' own UIs, shown again with the table
         for backend in backends:
             extra, example_endpoint = SIMULATORS[backend]
             port = free_port()
+            if backend == "mlflow":
+                from modelsync.vendors.mlflow.simulator import MlflowServer
+
+                say(f"starting the real MLflow server on 127.0.0.1:{port}")
+                stack.append(MlflowServer(port=port, workdir=workdir / "mlflow").start())
+                links.append(f"MLflow UI: http://127.0.0.1:{port}/#/models (the registered models ModelSync syncs)")
+                say(links[-1])
+                for src in sorted((ROOT / "examples" / backend).glob("*.yaml")):
+                    text = src.read_text().replace(example_endpoint, f"http://127.0.0.1:{port}")
+                    (workdir / f"{backend}-{src.name}").write_text(text)
+                continue
             say(f"starting the {backend} simulator on 127.0.0.1:{port}")
             log = open(workdir / f"{backend}-simulator.log", "w")
             sim = subprocess.Popen([sys.executable, "-m", "modelsync", "simulate", backend, "--port", str(port), *extra],
@@ -111,6 +124,8 @@ def main() -> int:
            "custom-columns=KIND:.kind,NAME:.metadata.name,REGISTRY:.status.registries[*].name,"
            "EXTERNAL-ID:.status.registries[*].externalId,SYNCED:.status.registries[*].synced,"
            "LAST-SYNC:.status.registries[*].lastSyncTime")
+        for link in links:
+            say(link)
         say(f"ready in {time.monotonic() - t0:.1f}s (operator log: {op.log_path})")
         if r.returncode != 0:
             return 1

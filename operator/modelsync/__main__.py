@@ -6,7 +6,7 @@
     modelsync validate -f FILE [-f FILE ...]             offline check of ModelSync manifests (- for stdin)
     modelsync status [-n NS | -A] [KIND[/NAME]]          conditions and registries of each resource, as a tree
     modelsync inventory REGISTRY [-n NS | --cluster]     a registry's entries: managed, unmanaged or orphaned
-    modelsync simulate zstack|nemo|instill --port N      a local registry simulator (modelsync[testing])
+    modelsync simulate zstack|nemo|instill|mlflow --port N   a local registry simulator (modelsync[testing])
     modelsync crds [DIR]                                 write the CRD manifests
     modelsync --version
 
@@ -24,7 +24,7 @@ import time
 from . import version
 
 #: the simulators ``modelsync simulate`` knows (see modelsync.simulators.SIMULATORS)
-VENDORS = ("zstack", "nemo", "instill")
+VENDORS = ("zstack", "nemo", "instill", "mlflow")
 
 
 #: plain log lines: UTC time (ISO 8601, milliseconds), level, logger, message

@@ -20,11 +20,13 @@ import pydantic
 from kubernetes.utils import parse_quantity
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from .vendors.mlflow.schema import MlflowModelSection, MlflowRegistrySettings
+
 GROUP = "modelsync.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-BackendName = Literal["zstack", "nemo", "instill"]
+BackendName = Literal["zstack", "nemo", "instill", "mlflow"]
 
 #: Kubernetes' own quantity grammar (resource.Quantity).
 QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
@@ -274,7 +276,8 @@ class ModelRegistrySpec(_Schema):
     """
 
     backend: BackendName
-    """Registry type: zstack (ZStack AI model center), nemo (NVIDIA NeMo Entity Store) or instill (Instill AI)."""
+    """Registry type: zstack (ZStack AI model center), nemo (NVIDIA NeMo Entity Store), instill (Instill AI) or
+    mlflow (MLflow Model Registry)."""
     endpoint: Annotated[str, AfterValidator(_check_endpoint)] = Field(max_length=2048, json_schema_extra=rules(
         (f"self.matches(r'{ENDPOINT_PATTERN}')", ENDPOINT_MESSAGE),
     ))
@@ -282,13 +285,16 @@ class ModelRegistrySpec(_Schema):
     (no trailing API path): http or https, a DNS name, IPv4 or bracketed IPv6 host, an optional
     port 1-65535 and an optional path; no user:password@, spaces or control characters."""
     credentialsSecretRef: SecretRef | None = None
-    """Secret with the credentials: ZStack accountName and password; NeMo token (optional); Instill token."""
+    """Secret with the credentials: ZStack accountName and password; NeMo token (optional); Instill token;
+    MLflow (optional) token, or username and password."""
     zstack: ZStackRegistrySettings | None = None
     """Settings for backend zstack."""
     nemo: NemoRegistrySettings | None = None
     """Settings for backend nemo."""
     instill: InstillRegistrySettings | None = None
     """Settings for backend instill."""
+    mlflow: MlflowRegistrySettings | None = None
+    """Settings for backend mlflow."""
     tls: TLSSpec | None = None
     """TLS verification settings for https endpoints."""
     requestTimeout: Annotated[str, AfterValidator(_check_timeout)] = Field(
@@ -345,8 +351,8 @@ class RegistryRef(_Schema):
     """Kind of the registry object."""
     externalId: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._:/-]+$")
     """Adopt this existing registry entry instead of creating one: a ZStack uuid, a NeMo
-    model name or an Instill model id. The entry must exist; it is then managed (or only
-    observed) like one ModelSync created."""
+    model name, an Instill model id or an MLflow registered model name. The entry must exist; it
+    is then managed (or only observed) like one ModelSync created."""
 
 
 class LocalRef(_Schema):
@@ -669,6 +675,8 @@ class ModelSpec(_Schema):
     """NeMo-only fields."""
     instill: InstillModelSection | None = None
     """Instill-only fields."""
+    mlflow: MlflowModelSection | None = None
+    """MLflow-only fields."""
 
     model_config = ConfigDict(json_schema_extra=rules(
         ("self.registries.all(r, self.registries.exists_one(s, s.name == r.name && s.kind == r.kind))",

@@ -158,7 +158,7 @@ def test_validate_names_each_bad_field(tmp_path: Path) -> None:
         "unable to parse string as an integer",
         f"{f}: Model/bad-model: spec.colour: Extra inputs are not permitted",
     ]
-    assert f"{f}: ModelRegistry/reg: spec.backend: Input should be 'zstack', 'nemo' or 'instill'" in lines
+    assert f"{f}: ModelRegistry/reg: spec.backend: Input should be 'zstack', 'nemo', 'instill' or 'mlflow'" in lines
     assert any(line.startswith(f"{f}: ModelRegistry/reg: spec.endpoint: ") for line in lines)
     assert any(line.startswith(f"{f}: ModelRegistry/reg: spec.zstack.modelCenterUuid: ") for line in lines)
     assert f"{f}: ModelService/svc: spec.registries[0].kind: Input should be 'ModelRegistry' or " \

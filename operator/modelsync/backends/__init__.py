@@ -13,6 +13,7 @@ BACKENDS: dict[str, str] = {
     "zstack": "modelsync.backends.zstack:ZStackBackend",
     "nemo": "modelsync.backends.nemo:NemoBackend",
     "instill": "modelsync.backends.instill:InstillBackend",
+    "mlflow": "modelsync.vendors.mlflow.client:MlflowBackend",
 }
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-SIMULATORS = ("zstack", "nemo", "instill")
+SIMULATORS = ("zstack", "nemo", "instill", "mlflow")
+#: simulators that live in their vendor's package (modelsync.vendors.<name>), not here
+_VENDOR_PACKAGES = {"mlflow": "modelsync.vendors.mlflow.simulator"}
 
 
 def simulator_module(name: str) -> ModuleType:
     if name not in SIMULATORS:
         raise ValueError(f"unknown simulator {name!r}; known: {', '.join(SIMULATORS)}")
-    return importlib.import_module(f"modelsync.simulators.{name}")
+    return importlib.import_module(_VENDOR_PACKAGES.get(name, f"modelsync.simulators.{name}"))

@@ -90,6 +90,7 @@ import httpx
 from .. import api
 from .base import (
     Backend,
+    BackendError,
     CredentialsRejected,
     Entry,
     NameTaken,
@@ -108,6 +109,17 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1alpha"
 
+#: the two generations of Instill's model API, as ``spec.instill.apiGeneration`` names them (both are
+#: served under ``/v1alpha``: the path cannot tell them apart, the Model message's shape does)
+LEGACY, AIP, AUTO = "Legacy", "AIP", "Auto"
+#: keys only the AIP generation's Model message has; the gateway emits them in every model it returns
+AIP_ONLY_KEYS = ("displayName", "slug", "aliases")
+#: how messages name each generation
+GENERATION_WORDS = {
+    LEGACY: "Legacy (model-backend up to v0.38.x: the client chooses the model id)",
+    AIP: "AIP (model-backend after its AIP resource names change: server ids mod-…, displayName, slug)",
+}
+
 MODEL_DEFINITION_PREFIX = "model-definitions/"
 
 #: fields PATCH may change, in the order they are diffed
@@ -115,6 +127,8 @@ MUTABLE_FIELDS: tuple[str, ...] = (
     "description", "visibility", "hardware", "readme",
     "sourceUrl", "documentationUrl", "license", "profileImage",
 )
+#: AIP: the display name and slug are mutable too (``slug`` is ``spec.instill.id`` or the default id)
+AIP_MUTABLE_FIELDS: tuple[str, ...] = ("displayName", "slug") + MUTABLE_FIELDS
 #: fields fixed at create (``id`` is fixed by construction: it is the URL)
 IMMUTABLE_FIELDS: tuple[str, ...] = ("modelDefinition", "configuration", "task", "region")
 #: ``optional string`` fields: a read gives "" for an empty one; "" clears on PATCH
@@ -127,7 +141,12 @@ MAX_CREATE_PROPERTIES = 12
 DEFERRABLE: tuple[str, ...] = ("profileImage", "documentationUrl", "sourceUrl", "license", "description")
 #: a read gives this instead of the stored image (``DBToPBModel``): never the value sent
 UNREADABLE: frozenset[str] = frozenset({"profileImage"})
-_MODEL_PROTO = "the Instill v1alpha Model message (model.proto @ 80d2c12)"
+_MODEL_PROTO = "{proto}"
+#: how ``not_settable`` names the Model message of each generation
+MODEL_PROTO = {
+    LEGACY: "the Instill v1alpha Model message (model.proto @ 80d2c12)",
+    AIP: "the Instill Model message of the AIP generation (model.proto @ bf4f825)",
+}
 #: spec fields (common to every registry) that the Instill Model message has no field for
 NOT_SETTABLE: dict[str, str] = {
     "spec.installPath": f"{_MODEL_PROTO} has no artifact path: a container model's image is pushed, not named",
@@ -159,6 +178,8 @@ SPEC_PATHS: dict[str, str] = {
     "sourceUrl": "spec.instill.sourceUrl",
     "documentationUrl": "spec.instill.documentationUrl",
     "profileImage": "spec.instill.profileImage",
+    "displayName": "spec.instill.displayName",
+    "slug": "spec.instill.id",
 }
 #: large or echoed fields left out of the inventory (it may end up in status)
 INVENTORY_OMIT = frozenset({"profileImage", "readme", "inputSchema", "outputSchema"})
@@ -241,8 +262,13 @@ def normalize_model_definition(value: str) -> str:
     return value if value.startswith(MODEL_DEFINITION_PREFIX) else MODEL_DEFINITION_PREFIX + value
 
 
-def desired_model(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
+def desired_model(res: Resource, conn: RegistryConnection, generation: str | None = LEGACY) -> dict[str, Any]:
     """The wire fields (without ``id``) that the spec sets: the fields ModelSync manages.
+
+    On the AIP generation (and when the generation is not known yet, ``None``) also
+    ``displayName`` (``spec.instill.displayName``, else the resource's name) and ``slug``
+    (:func:`model_id_for`; not for an entry adopted by ``externalId`` unless ``spec.instill.id``
+    names one).
 
     Common fields: ``description``, ``readme`` (plus the ownership marker, so always) and
     ``license``; the ``instill`` section gives ``modelDefinition``, ``configuration`` (``{}``
@@ -254,6 +280,10 @@ def desired_model(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
     spec = res.spec
     inst = spec.instill
     body: dict[str, Any] = {}
+    if generation != LEGACY:
+        body["displayName"] = inst.displayName if inst is not None and inst.displayName is not None else res.name
+        if not res.adopted or (inst is not None and inst.id is not None):
+            body["slug"] = inst.id if inst is not None and inst.id is not None else default_model_id(res, conn)
     if spec.description is not None:
         body["description"] = spec.description
     if inst is not None:
@@ -280,33 +310,53 @@ def desired_model(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
     return body
 
 
-def create_body(model_id: str, desired: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def counted(body: Mapping[str, Any], generation: str) -> int:
+    """How many properties of a create body the generation's JSON Schema counts: the fields its
+    Model message has and its handler keeps (Legacy discards ``displayName`` and ``slug``, unknown
+    to it; AIP clears ``id``, output-only there)."""
+    ignored = AIP_ONLY_KEYS if generation == LEGACY else ("id",)
+    return sum(1 for k in body if k not in ignored)
+
+
+def create_body(model_id: str, desired: Mapping[str, Any],
+                generation: str | None = LEGACY) -> tuple[dict[str, Any], dict[str, Any]]:
     """The POST body and what is left for the PATCH after it.
 
+    Legacy: ``id`` and the desired fields. AIP: the desired fields (``displayName``, ``slug``…),
+    no ``id`` (the server makes it). ``None`` (the generation is not known yet: the namespace has
+    no model to read): both, so that either generation takes it as its own create (each ignores
+    what its Model message does not have, see :func:`counted`).
+
     ``""`` is left out (a new model's optional strings read back as ``""`` anyway, and the
-    schema's ``format: uri`` refuses an empty URI); then, while the body has more than
-    :data:`MAX_CREATE_PROPERTIES` properties, the next of :data:`DEFERRABLE` moves to the PATCH.
+    schema's ``format: uri`` refuses an empty URI); then, while either generation would count more
+    than :data:`MAX_CREATE_PROPERTIES` properties, the next of :data:`DEFERRABLE` moves to the PATCH.
     """
-    body = {"id": model_id, **{k: v for k, v in desired.items() if not (k in OPTIONAL_STRINGS and v == "")}}
+    fields = {k: v for k, v in desired.items() if not (k in OPTIONAL_STRINGS and v == "")}
+    body = fields if generation == AIP else {"id": model_id, **fields}
     later: dict[str, Any] = {}
     for f in DEFERRABLE:
-        if len(body) <= MAX_CREATE_PROPERTIES:
+        if max(counted(body, g) for g in (LEGACY, AIP)) <= MAX_CREATE_PROPERTIES:
             break
         if f in body:
             later[f] = body.pop(f)
     return body, later
 
 
-def not_settable(res: Resource) -> tuple[NotSettable, ...]:
-    """The spec fields that are set and that no Instill API can set (:data:`NOT_SETTABLE`)."""
+def not_settable(res: Resource, generation: str = LEGACY) -> tuple[NotSettable, ...]:
+    """The spec fields that are set and that the generation's API cannot set (:data:`NOT_SETTABLE`;
+    on Legacy also ``spec.instill.displayName``: its Model message has no display name)."""
     spec = res.spec
     out: list[NotSettable] = []
+    proto = MODEL_PROTO[generation]
     for path, why in NOT_SETTABLE.items():
         node: Any = spec
         for part in path.split(".")[1:]:
             node = getattr(node, part, None) if node is not None else None
         if node is not None:
-            out.append(NotSettable(path, why))
+            out.append(NotSettable(path, why.format(proto=proto)))
+    if generation == LEGACY and spec.instill is not None and spec.instill.displayName is not None:
+        out.append(NotSettable("spec.instill.displayName",
+                               f"{proto} has no display name (the AIP generation has one)"))
     return tuple(out)
 
 
@@ -357,7 +407,7 @@ def diff_model(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple
     twice for one spec value.
     """
     out: list[str] = []
-    for f in MUTABLE_FIELDS + IMMUTABLE_FIELDS:
+    for f in AIP_MUTABLE_FIELDS + IMMUTABLE_FIELDS:
         if f not in desired:
             continue
         want, have = _norm(f, desired.get(f)), _norm(f, observed.get(f))
@@ -467,6 +517,13 @@ class InstillBackend(Backend):
             credentials_hint=self._credentials_hint, transport=transport,
             headers={"Accept": "application/json"},
         )
+        #: the generation the server speaks: the pin, or what a model it returned showed (cached
+        #: for the life of this instance, i.e. of the registry object's generation and Secret)
+        self._generation: str | None = self.pinned
+        #: AIP: resources whose observe() just found no model, so their create() need not look again
+        self._absent: set[tuple[str, str]] = set()
+        #: AIP: the server id each resource's model was last seen with (slug look-ups are lists)
+        self._ids: dict[str, str] = {}
 
     # -- plumbing
 
@@ -479,6 +536,17 @@ class InstillBackend(Backend):
                 reason="RegistryMisconfigured",
             )
         return str(ns)
+
+    @property
+    def pinned(self) -> str | None:
+        """``spec.instill.apiGeneration`` when it names a generation (not ``Auto``)."""
+        value = self.conn.settings.get("apiGeneration")
+        return value if value in (LEGACY, AIP) else None
+
+    @property
+    def generation(self) -> str | None:
+        """The generation pinned or found so far; None while the server has shown no model."""
+        return self._generation
 
     def _scrub(self, text: object) -> str:
         return self.transport.scrub(text)
@@ -498,10 +566,72 @@ class InstillBackend(Backend):
     async def aclose(self) -> None:
         await self.transport.aclose()
 
+    # -- the generation
+
+    def _wrong_pin(self, pinned: str, evidence: str) -> Terminal:
+        other = AIP if pinned == LEGACY else LEGACY
+        return Terminal(self._scrub(
+            f"registry {self.conn.name} is pinned to spec.instill.apiGeneration: {pinned}, but the Instill server "
+            f"speaks {GENERATION_WORDS[other]}: {evidence}; set spec.instill.apiGeneration to {other}, "
+            f"or to Auto to let ModelSync find it from the server"), reason="RegistryMisconfigured")
+
+    def _learn(self, model: Mapping[str, Any]) -> str:
+        """The generation a model the server returned shows (the AIP Model message always carries
+        ``displayName``, ``slug`` and ``aliases``; the Legacy one never does), cached. A pin the model
+        contradicts is RegistryMisconfigured."""
+        seen = AIP if any(k in model for k in AIP_ONLY_KEYS) else LEGACY
+        evidence = (f"its models carry {', '.join(k for k in AIP_ONLY_KEYS if k in model)} (model {model.get('id')})"
+                    if seen == AIP else f"its models have no displayName or slug (model {model.get('id')})")
+        return self._seen(seen, evidence)
+
+    def _seen(self, seen: str, evidence: str) -> str:
+        """Record that the server speaks ``seen`` (``evidence`` says how that showed)."""
+        pinned = self.pinned
+        if pinned is not None and seen != pinned:
+            raise self._wrong_pin(pinned, evidence)
+        if self._generation != seen:
+            log.info("Instill registry %s speaks the %s model API generation", self.conn.name, seen)
+            self._generation = seen
+        return seen
+
+    async def _detect(self) -> str | None:
+        """The generation: pinned, cached, or read off the first model of the namespace
+        (``GET …/models?pageSize=1``). None when the namespace has no model yet: the first create
+        then sends a body both generations take, and its reply tells."""
+        if self._generation is not None:
+            return self._generation
+        reply = await self._send("GET", self._path(), f"listing the models of Instill namespace {self.namespace}",
+                                 params={"pageSize": "1"})
+        models = reply.body.get("models") if isinstance(reply.body, dict) else None
+        if isinstance(models, list) and models and isinstance(models[0], dict):
+            return self._learn(models[0])
+        return None
+
+    def _create_refused(self, reply: Reply, what: str) -> BackendError:
+        """A refused create, told apart from a pin to the wrong generation: a Legacy body (no
+        ``display_name``) refused by an AIP server, or an AIP body (no ``id``) by a Legacy one."""
+        message = reply.error.message if reply.error else ""
+        pinned = self.pinned
+        if reply.status == 400 and pinned == LEGACY and "display_name" in message:
+            return self._wrong_pin(pinned, f"it refused a create without display_name ({message[:160]})")
+        if reply.status == 400 and pinned == AIP and ("`id`" in message or "'id'" in message):
+            return self._wrong_pin(pinned, f"it refused a create without id ({message[:160]})")
+        return self.transport.error(reply, what)
+
+    # -- requests
+
     async def check(self) -> str:
-        what = "list models"
-        await self._send("GET", self._path(), what, params={"pageSize": "1"})
-        return f"token accepted; namespace {self.namespace} reachable"
+        reply = await self._send("GET", self._path(), "list models", params={"pageSize": "1"})
+        models = reply.body.get("models") if isinstance(reply.body, dict) else None
+        if isinstance(models, list) and models and isinstance(models[0], dict):
+            generation = self._learn(models[0])
+            how = "pinned" if self.pinned else "found from its models"
+            return f"token accepted; namespace {self.namespace} reachable; model API generation {generation} ({how})"
+        if self.pinned:
+            return (f"token accepted; namespace {self.namespace} reachable; model API generation {self.pinned} "
+                    "(pinned; the namespace has no model to confirm it yet)")
+        return (f"token accepted; namespace {self.namespace} reachable; model API generation not known yet "
+                "(the namespace has no model to read; the first create tells)")
 
     #: the namespace types of ``POST /v1beta/check-namespace`` that hold models
     NAMESPACE_TYPES = frozenset({"NAMESPACE_USER", "NAMESPACE_ORGANIZATION"})
@@ -548,9 +678,17 @@ class InstillBackend(Backend):
             raise await self._server_error(reply, what) or self.transport.error(reply, what)
         return reply
 
-    def _model_from(self, reply: Reply, what: str) -> dict[str, Any]:
+    def _reply_model(self, reply: Reply) -> dict[str, Any] | None:
+        """The model a reply carries (its generation learned), or None."""
         model = reply.body.get("model") if isinstance(reply.body, dict) else None
         if not isinstance(model, dict):
+            return None
+        self._learn(model)
+        return model
+
+    def _model_from(self, reply: Reply, what: str) -> dict[str, Any]:
+        model = self._reply_model(reply)
+        if model is None:
             raise Recoverable(self._scrub(f"{what}: HTTP {reply.status} without a model in the reply"))
         return model
 
@@ -581,37 +719,132 @@ class InstillBackend(Backend):
             fields=("spec.instill.id",),
         )
 
+    # -- AIP identity: the server's id, found again by the deterministic slug and the marker
+
+    def _key(self, res: Resource) -> tuple[str, str]:
+        return (res.uid, model_id_for(res, self.conn))
+
+    async def _by_slug(self, slug: str) -> list[dict[str, Any]]:
+        """Every model of the namespace whose slug (or an earlier slug, ``aliases``) is ``slug``,
+        oldest first. The API looks models up by id only and its list filter has no slug, so this
+        pages through the namespace (``pageSize`` 100)."""
+        what = f"looking up slug {slug} in Instill namespace {self.namespace}"
+        found: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            params = {"pageSize": str(self.list_page_size)}
+            if token:
+                params["pageToken"] = token
+            reply = await self._send("GET", self._path(), what, params=params)
+            body = reply.body if isinstance(reply.body, dict) else {}
+            for model in body.get("models") or []:
+                if isinstance(model, dict):
+                    self._learn(model)
+                    if model.get("slug") == slug or slug in (model.get("aliases") or []):
+                        found.append(model)
+            next_token = body.get("nextPageToken")
+            if not next_token or not isinstance(next_token, str) or next_token == token:
+                return sorted(found, key=lambda m: str(m.get("createTime") or ""))
+            token = next_token
+
+    async def _find_aip(self, res: Resource) -> dict[str, Any] | None:
+        """The resource's model on an AIP server, read in full, or None.
+
+        By id first: the one status recorded (``externalId``, or the adopted one) or this instance
+        last saw; then by slug (:func:`model_id_for`: ``spec.instill.id``, the default id, or an
+        adopted ``externalId`` that is a slug). A model found by slug is ours when it carries our
+        marker (or is adopted); one that does not is NameTaken."""
+        slug = model_id_for(res, self.conn)
+        for known in dict.fromkeys(i for i in (res.external_id, self._ids.get(res.uid)) if i):
+            model = await self._get(known)
+            if model is not None and (res.adopted or self._is_ours(res, str(model.get("id")), model)):
+                self._ids[res.uid] = str(model.get("id"))
+                return model
+        matches = await self._by_slug(slug)
+        if not res.adopted:
+            ours = [m for m in matches if marker_owner(m.get("readme")) == owner_token(res, self.conn)]
+            if not ours and matches:
+                raise NameTaken(
+                    f"{self._where(str(matches[0].get('id')))} has the slug {slug} and is not managed by this "
+                    f"resource; set spec.instill.id to another slug, or spec.registries[].externalId: "
+                    f"{matches[0].get('id')} to adopt it", fields=("spec.instill.id",))
+            if len(ours) > 1:
+                log.warning("%s: %d models carry this resource's marker (%s); managing the oldest", self._where(slug),
+                            len(ours), ", ".join(str(m.get("id")) for m in ours))
+            matches = ours
+        if not matches:
+            return None
+        model_id = str(matches[0].get("id"))
+        model = await self._get(model_id)
+        if model is not None:
+            self._ids[res.uid] = model_id
+        return model
+
     # -- the interface
 
     async def observe(self, res: Resource) -> Observation:
         self._check_kind(res)
-        model_id = model_id_for(res, self.conn)
-        desired = desired_model(res, self.conn)
+        generation = await self._detect()
+        desired = desired_model(res, self.conn, generation)
         validate_desired(desired, creating=False)
-        model = await self._get(model_id)
-        if model is None:
+        model: dict[str, Any] | None = None  # None too when the namespace has no model (generation None)
+        if generation == LEGACY:
+            model_id = model_id_for(res, self.conn)
+            model = await self._get(model_id)
+            if model is not None and not self._is_ours(res, model_id, model):
+                raise self._not_ours(model_id)
+        elif generation == AIP:
+            model = await self._find_aip(res)
+            model_id = str(model.get("id")) if model is not None else ""
+        if model is None or generation is None:
+            self._absent.add(self._key(res))
             return Observation(exists=False)
-        if not self._is_ours(res, model_id, model):
-            raise self._not_ours(model_id)
+        desired = desired_model(res, self.conn, generation)
         return Observation(
             exists=True,
             external_id=model_id,
             diff=diff_model(desired, model),
             inventory=inventory_of(model),
             desired=desired,
-            not_settable=not_settable(res),
+            not_settable=not_settable(res, generation),
         )
 
     async def create(self, res: Resource) -> Mapping[str, Any]:
         self._check_kind(res)
-        model_id = model_id_for(res, self.conn)
-        desired = desired_model(res, self.conn)
+        validate_desired(desired_model(res, self.conn, None), creating=True)  # before any request
+        generation = await self._detect()
+        looked = self._key(res) in self._absent
+        self._absent.discard(self._key(res))
+        if generation == AIP and not looked:
+            # no read said the model is absent: one made by an earlier try (its reply, or the
+            # status write, lost) is found by its slug and marker, never made twice
+            model = await self._find_aip(res)
+            if model is not None:
+                log.info("%s: already exists and is ours; adopting it", self._where(str(model.get("id"))))
+                return await self._adopt(res, model)
+        slug = model_id_for(res, self.conn)
+        desired = desired_model(res, self.conn, generation)
         validate_desired(desired, creating=True)
-        what = f"creating {self._where(model_id)}"
-        body, later = create_body(model_id, desired)
-        reply = await self._send("POST", self._path(), what, json=body, accept=frozenset({Outcome.CONFLICT}))
+        what = f"creating {self._where(slug)}"
+        body, later = create_body(slug, desired, generation)
+        accept = {Outcome.CONFLICT} | ({Outcome.INVALID} if self.pinned else set())
+        reply = await self._send("POST", self._path(), what, json=body, accept=frozenset(accept))
         if reply.ok:
-            inventory = inventory_of(self._model_from(reply, what))
+            model = self._reply_model(reply)
+            if model is None and self._generation == LEGACY:
+                raise Recoverable(self._scrub(f"{what}: HTTP {reply.status} without a model in the reply"))
+            if model is None:
+                # model-backend main answers its create without the model (it re-reads it by the id
+                # the request had, which is output-only and so cleared; v0.38.5 always returns it):
+                # find it by its slug
+                self._seen(AIP, "it answered a create without the model, as only the AIP generation does")
+                model = await self._find_aip(res)
+                if model is None:
+                    raise Recoverable(f"{what}: the registry accepted it but shows no model with slug {slug} yet; "
+                                      "looking again")
+            model_id = str(model.get("id"))
+            self._ids[res.uid] = model_id
+            inventory = inventory_of(model)
             if later:
                 # the schema's maxProperties: what did not fit in the POST goes in a PATCH now
                 what = f"setting {', '.join(later)} of new {self._where(model_id)}"
@@ -621,25 +854,35 @@ class InstillBackend(Backend):
                 inventory = inventory_of(self._model_from(patched, what))
             return inventory
         if reply.outcome is Outcome.CONFLICT:
-            model = await self._get(model_id)
+            # only Legacy answers 409 (the id is the client's); AIP's ids are its own
+            self._seen(LEGACY, f"it answered a create with 409 for the id {slug}")
+            model = await self._get(slug)
             if model is None:
                 raise Recoverable(f"{what}: the registry reported it exists, but it is gone; retrying")
-            if not self._is_ours(res, model_id, model):
-                raise self._not_ours(model_id)
-            log.info("%s: already exists and is ours; adopting it", self._where(model_id))
-            obs = Observation(True, model_id, diff_model(desired, model), inventory_of(model))
-            if obs.diff:
-                return await self.update(res, obs)
-            return obs.inventory or {}
-        raise self.transport.error(reply, what)
+            if not self._is_ours(res, slug, model):
+                raise self._not_ours(slug)
+            log.info("%s: already exists and is ours; adopting it", self._where(slug))
+            return await self._adopt(res, model)
+        raise self._create_refused(reply, what)
+
+    async def _adopt(self, res: Resource, model: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A model of ours found at create time: brought in line with one update if it differs."""
+        generation = self._generation or LEGACY
+        desired = desired_model(res, self.conn, generation)
+        obs = Observation(True, str(model.get("id")), diff_model(desired, model), inventory_of(model))
+        if obs.diff:
+            return await self.update(res, obs)
+        return obs.inventory or {}
 
     async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         """PATCH the differing mutable fields, then refuse immutable drift (see module doc)."""
         self._check_kind(res)
-        model_id = model_id_for(res, self.conn)
-        desired = desired_model(res, self.conn)
+        generation = self._generation or LEGACY
+        model_id = obs.external_id if generation == AIP and obs.external_id else model_id_for(res, self.conn)
+        desired = desired_model(res, self.conn, generation)
         validate_desired(desired, creating=False)
-        mutable = [f for f in obs.diff if f in MUTABLE_FIELDS]
+        allowed = AIP_MUTABLE_FIELDS if generation == AIP else MUTABLE_FIELDS
+        mutable = [f for f in obs.diff if f in allowed]
         immutable = [f for f in obs.diff if f in IMMUTABLE_FIELDS]
         inventory: Mapping[str, Any] = obs.inventory or {}
         if mutable:
@@ -659,15 +902,31 @@ class InstillBackend(Backend):
         else's work, and blocking the Kubernetes deletion would not help."""
         if res.kind != "Model":
             return
-        model_id = model_id_for(res, self.conn)
-        model = await self._get(model_id)
-        if model is None:
-            return
-        if not self._is_ours(res, model_id, model):
-            log.warning("%s is not managed by %s/%s; leaving it in place", self._where(model_id), res.namespace, res.name)
-            return
+        generation = await self._detect()
+        if generation is None:
+            return  # the namespace has no model at all
+        if generation == AIP:
+            try:
+                model = await self._find_aip(res)
+            except NameTaken:
+                log.warning("the model with slug %s in Instill namespace %s is not managed by %s/%s; leaving it "
+                            "in place", model_id_for(res, self.conn), self.namespace, res.namespace, res.name)
+                return
+            if model is None:
+                return
+            model_id = str(model.get("id"))
+        else:
+            model_id = model_id_for(res, self.conn)
+            model = await self._get(model_id)
+            if model is None:
+                return
+            if not self._is_ours(res, model_id, model):
+                log.warning("%s is not managed by %s/%s; leaving it in place", self._where(model_id), res.namespace,
+                            res.name)
+                return
         what = f"deleting {self._where(model_id)}"
         await self._send("DELETE", self._path(model_id), what, accept=ABSENT)
+        self._ids.pop(res.uid, None)
 
     # -- inventory (read-only, for ``modelsync inventory``)
 
@@ -678,7 +937,8 @@ class InstillBackend(Backend):
 
     async def list_entries(self) -> list[Entry]:
         """Every model of the namespace, page by page (``pageSize``/``pageToken``, full view
-        for the readme), with the owner the readme's marker comment names."""
+        for the readme), with the owner the readme's marker comment names. The name is the
+        model's slug on the AIP generation, its id on Legacy."""
         what = f"listing the models of Instill namespace {self.namespace}"
         out: list[Entry] = []
         token = ""
@@ -694,7 +954,8 @@ class InstillBackend(Backend):
                 readme = model.get("readme")
                 owner_uuid = marker_owner(readme)
                 found = self._MARKER_RESOURCE_RE.findall(readme) if owner_uuid else []
-                out.append(Entry(kind="Model", external_id=str(model.get("id")), name=str(model.get("id")),
+                out.append(Entry(kind="Model", external_id=str(model.get("id")),
+                                 name=str(model.get("slug") or model.get("id")),
                                  owner=found[-1] if found else None, marker=owner_uuid))
             next_token = body.get("nextPageToken")
             if not next_token or not isinstance(next_token, str) or next_token == token:

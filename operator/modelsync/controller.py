@@ -43,6 +43,7 @@ import re
 import time
 from typing import Any, Callable, Iterable, Mapping
 
+from .conditions import OUTAGE_REASONS, ConditionType, Reason
 from .kube import KubeReader, KubeWriter, NotFound, WriteFailed, _rv, decode_secret_data, secret_version
 from .reconcile import Outcome, Reconciler, Retry, Stop, backoff, paused
 
@@ -122,8 +123,8 @@ def in_sync(body: Mapping[str, Any]) -> bool:
     last reconcile worked: nothing to do until the next resync."""
     status = body.get("status") or {}
     gen = (body.get("metadata") or {}).get("generation")
-    return (status.get("observedGeneration") == gen and _condition(body, "Ready").get("status") == "True"
-            and _condition(body, "Synced").get("status") == "True" and "kopf" not in status)
+    return (status.get("observedGeneration") == gen and _condition(body, ConditionType.READY).get("status") == "True"
+            and _condition(body, ConditionType.SYNCED).get("status") == "True" and "kopf" not in status)
 
 
 class WorkQueue:
@@ -435,7 +436,7 @@ class Controller:
                 entries = (obj.get("status") or {}).get("registries") or []
                 entry = next((e for e in entries if e.get("name") == registry.name
                               and e.get("kind", "ModelRegistry") == registry.kind), None)
-                if entry is not None and entry.get("reason") == "Synced":
+                if entry is not None and entry.get("reason") == Reason.SYNCED:
                     continue
             self.failures.pop(key, None)
             self.queue.add(key, replace=True)
@@ -596,12 +597,12 @@ class Controller:
         soon, so an outage shows on it and its recovery re-queues what waits for it."""
         meta = body.get("metadata") or {}
         for e in (body.get("status") or {}).get("registries") or []:
-            if e.get("reason") not in ("RegistryUnavailable", "ReconcileError"):
+            if e.get("reason") not in OUTAGE_REASONS:
                 continue
             kind = e.get("kind", "ModelRegistry")
             key = Key(kind, meta.get("namespace", "") if kind == "ModelRegistry" else "", e.get("name", ""))
             reg = self.objects.get(key)
-            if reg is not None and _condition(reg, "Ready").get("status") == "True":
+            if reg is not None and _condition(reg, ConditionType.READY).get("status") == "True":
                 self.queue.add(key, 1.0)
 
     # ------------------------------------------------------------ registries held while in use
@@ -683,7 +684,7 @@ class Controller:
         return True
 
     async def _process_registry(self, key: Key, body: Mapping[str, Any]) -> Outcome:
-        was_ready = _condition(body, "Ready").get("status") == "True"
+        was_ready = _condition(body, ConditionType.READY).get("status") == "True"
         outcome = await self.reconciler.check_registry(key.kind, body)
         if not await self._write(key, body, outcome):
             return outcome
@@ -692,7 +693,7 @@ class Controller:
                 return outcome
         elif self._users(key):
             await self._hold(key)
-        now_ready = _condition(self.objects.get(key, body), "Ready").get("status") == "True"
+        now_ready = _condition(self.objects.get(key, body), ConditionType.READY).get("status") == "True"
         if now_ready and not was_ready:
             n = self._requeue_dependents(key, only_unsynced=True)
             logger.info("%s is Ready: %d resources queued", key, n)

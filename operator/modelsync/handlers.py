@@ -42,6 +42,8 @@ import kopf
 
 from . import leader, metrics
 from .api import GROUP, VERSION
+from .conditions import ConditionType
+from .conditions import find as find_condition
 from .controller import REGISTRY_KINDS, RESOURCE_KINDS, Controller, Store
 from .kube import PLURALS, KubeReader, KubeWriter, load_config
 from .reconcile import Reconciler
@@ -208,7 +210,7 @@ async def probe_registries(memo: kopf.Memo, **_: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, body in list(memo.controller.objects.items()):
         if key.kind in REGISTRY_KINDS:
-            ready = next((c for c in (body.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+            ready = find_condition((body.get("status") or {}).get("conditions"), ConditionType.READY)
             status = ready.get("status") or "Unknown"
             out[f"{key.kind} {key.namespace + '/' if key.namespace else ''}{key.name}"] = (
                 status if status == "True" or not ready.get("reason") else f"{status}: {ready['reason']}")

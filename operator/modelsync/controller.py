@@ -41,7 +41,7 @@ import math
 import random
 import re
 import time
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from .conditions import OUTAGE_REASONS, ConditionType, Reason
 from .kube import KubeReader, KubeWriter, NotFound, WriteFailed, _rv, decode_secret_data, secret_version
@@ -127,6 +127,30 @@ def in_sync(body: Mapping[str, Any]) -> bool:
             and _condition(body, ConditionType.SYNCED).get("status") == "True" and "kopf" not in status)
 
 
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """The queue's time: ``now()`` in seconds (monotonic), and a callback ``delay`` seconds from now.
+    :class:`LoopClock` in the operator; tests pass :class:`modelsync.testing.clock.ManualClock`,
+    whose time moves only when told, so they wait for nothing."""
+
+    def now(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer: ...
+
+
+class LoopClock:
+    """``time.monotonic`` and the running event loop's timers."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+
 class WorkQueue:
     """Keys due at a time. A key is queued at most once (the earlier time wins unless
     replaced), is handed to one worker at a time, and a key added while it is being
@@ -138,14 +162,15 @@ class WorkQueue:
     resyncs spread over an interval, that was a tenth of an idle operator's CPU.)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or LoopClock()
         self._heap: list[tuple[float, int, Key]] = []
         self._due: dict[Key, float] = {}
         self._processing: set[Key] = set()
         self._again: set[Key] = set()
         self._seq = 0
         self._waiters: collections.deque[asyncio.Future[Key]] = collections.deque()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._timer_due = 0.0
 
     def __len__(self) -> int:
@@ -159,7 +184,7 @@ class WorkQueue:
         """Queue ``key`` in ``delay`` seconds. With ``tick``, the due time is rounded up to a
         multiple of it, so keys due about the same time fall due together (see
         :data:`RESYNC_TICK`)."""
-        due = time.monotonic() + max(0.0, delay)
+        due = self.clock.now() + max(0.0, delay)
         if tick > 0:
             due = math.ceil(due / tick) * tick
         current = self._due.get(key)
@@ -193,7 +218,7 @@ class WorkQueue:
 
     def _dispatch(self) -> None:
         """Hand every due key to a waiting worker, then set the timer for the next one."""
-        now = time.monotonic()
+        now = self.clock.now()
         while self._waiters:
             if self._waiters[0].done():  # its worker was cancelled
                 self._waiters.popleft()
@@ -220,16 +245,16 @@ class WorkQueue:
                 return  # fires first anyway (perhaps for a superseded entry: then it re-arms)
             self._timer.cancel()
         self._timer_due = due
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, due - now), self._fire)
+        self._timer = self.clock.call_later(max(0.0, due - now), self._fire)
 
     async def get(self) -> Key:
         if not self._waiters:  # nobody waits ahead of this worker
-            key = self._pop_due(time.monotonic())
+            key = self._pop_due(self.clock.now())
             if key is not None:
                 return key
         waiter: asyncio.Future[Key] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        self._arm(time.monotonic())
+        self._arm(self.clock.now())
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -291,12 +316,12 @@ class Controller:
     """One per operator process: the caches, the queue, the workers."""
 
     def __init__(self, reconciler: Reconciler, writer: KubeWriter, *, workers: int = 32,
-                 resync: float = 300.0) -> None:
+                 resync: float = 300.0, clock: Clock | None = None) -> None:
         self.reconciler = reconciler
         self.writer = writer
         self.workers = workers
         self.resync = resync
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(clock)
         self.objects: dict[Key, dict[str, Any]] = {}
         self.failures: collections.Counter[Key] = collections.Counter()
         self._tasks: list[asyncio.Task[None]] = []

@@ -3,15 +3,15 @@ these are the in-memory parts; tests/integration runs them against the real one)
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from modelsync.controller import Controller, Key, WorkQueue, in_sync
 from modelsync.reconcile import Outcome
+from modelsync.testing.clock import ManualClock, settle
 
 
 async def test_a_key_is_queued_once_and_the_earlier_time_wins() -> None:
-    q = WorkQueue()
+    q = WorkQueue(ManualClock())
     k = Key("Model", "ns", "a")
     q.add(k, 10)
     q.add(k, 0)
@@ -22,7 +22,7 @@ async def test_a_key_is_queued_once_and_the_earlier_time_wins() -> None:
 
 
 async def test_a_key_added_while_processing_is_processed_again_after() -> None:
-    q = WorkQueue()
+    q = WorkQueue(ManualClock())
     k = Key("Model", "ns", "a")
     q.add(k)
     assert await q.get() == k
@@ -33,45 +33,50 @@ async def test_a_key_added_while_processing_is_processed_again_after() -> None:
 
 
 async def test_replace_moves_a_key_later() -> None:
-    q = WorkQueue()
+    clock = ManualClock()
+    q = WorkQueue(clock)
     k = Key("Model", "ns", "a")
     q.add(k)
     q.add(k, 60, replace=True)
-    try:
-        await asyncio.wait_for(q.get(), 0.2)
-        raise AssertionError("a key due in 60 s was handed out")
-    except asyncio.TimeoutError:
-        pass
+    task = asyncio.create_task(q.get())
+    await clock.advance(59.9)
+    assert not task.done(), "a key due in 60 s was handed out before"
+    await clock.advance(0.1)
+    assert task.done() and task.result() == k
 
 
 async def test_a_due_key_wakes_one_worker_and_later_keys_come_in_time_order() -> None:
-    q = WorkQueue()
+    clock = ManualClock()
+    q = WorkQueue(clock)
     got: list[tuple[str, float]] = []
-    start = time.monotonic()
+    start = clock.now()
 
     async def worker() -> None:
         while True:
             key = await q.get()
-            got.append((key.name, time.monotonic() - start))
+            got.append((key.name, clock.now() - start))
             q.done(key)
 
     workers = [asyncio.create_task(worker()) for _ in range(8)]
-    await asyncio.sleep(0.01)
+    await settle()
+    assert len(q._waiters) == 8
     for name, delay in (("c", 0.3), ("a", 0.1), ("b", 0.2)):
         q.add(Key("Model", "ns", name), delay)
     q.add(Key("Model", "ns", "now"))
-    await asyncio.sleep(0.5)
+    await settle()
+    assert got == [("now", 0.0)]
+    assert [round(t.when - start, 6) for t in clock.pending] == [0.1]  # one timer, for the earliest key
+    await clock.advance(0.3)
     for w in workers:
         w.cancel()
     await asyncio.gather(*workers, return_exceptions=True)
     assert [n for n, _ in got] == ["now", "a", "b", "c"]  # each once, in due order
-    for (name, at), due in zip(got[1:], (0.1, 0.2, 0.3)):
-        assert due <= at < due + 0.1, (name, at)
+    assert [round(at, 6) for _, at in got[1:]] == [0.1, 0.2, 0.3]  # each at its due time, not later
     assert len(q._waiters) == 0 and q._timer is None  # cancelled workers leave nothing behind
 
 
 async def test_a_key_handed_to_a_cancelled_worker_is_not_lost() -> None:
-    q = WorkQueue()
+    q = WorkQueue(ManualClock())
     k = Key("Model", "ns", "a")
     task = asyncio.create_task(q.get())
     await asyncio.sleep(0)
@@ -83,17 +88,23 @@ async def test_a_key_handed_to_a_cancelled_worker_is_not_lost() -> None:
 
 
 async def test_an_earlier_key_rearms_the_timer() -> None:
-    q = WorkQueue()
+    clock = ManualClock()
+    q = WorkQueue(clock)
     q.add(Key("Model", "ns", "late"), 60)
     task = asyncio.create_task(q.get())
-    await asyncio.sleep(0.01)
+    await settle()
+    assert [t.when - clock.now() for t in clock.pending] == [60]
     q.add(Key("Model", "ns", "soon"), 0.05)
-    assert (await asyncio.wait_for(task, 1)).name == "soon"
+    assert [round(t.when - clock.now(), 6) for t in clock.pending] == [0.05]  # the 60 s timer is cancelled
+    await clock.advance(0.05)
+    assert task.done() and task.result().name == "soon"
 
 
 class Reconciler:
-    def __init__(self, delay: float = 0.05) -> None:
-        self.delay = delay
+    """Each reconcile waits until ``gate`` is set (none: it returns at once)."""
+
+    def __init__(self, gate: asyncio.Event | None = None) -> None:
+        self.gate = gate
         self.running = 0
         self.peak = 0
         self.done: list[str] = []
@@ -102,7 +113,8 @@ class Reconciler:
     async def reconcile(self, kind: str, body: dict[str, Any], attempt: int = 0) -> Outcome:
         self.running += 1
         self.peak = max(self.peak, self.running)
-        await asyncio.sleep(self.delay)
+        if self.gate is not None:
+            await self.gate.wait()
         self.running -= 1
         self.done.append(body["metadata"]["name"])
         return Outcome({}, [], None)
@@ -125,15 +137,19 @@ READY = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "Tr
 
 
 async def test_a_burst_is_worked_off_with_a_bounded_number_in_flight() -> None:
-    rec = Reconciler()
-    c = Controller(rec, writer=None, workers=8, resync=3600)  # type: ignore[arg-type]
+    rec = Reconciler(gate=asyncio.Event())
+    c = Controller(rec, writer=None, workers=8, resync=3600, clock=ManualClock())  # type: ignore[arg-type]
     c.start()
     try:
         for i in range(100):
             c.observe("Model", "ADDED", obj(f"m{i}"))
-        deadline = time.monotonic() + 10
-        while len(rec.done) < 100 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await settle()
+        assert rec.running == 8 and len(c.queue) == 92  # every worker busy, the rest wait in the queue
+        rec.gate.set()  # type: ignore[union-attr]
+        for _ in range(50):
+            if len(rec.done) == 100:
+                break
+            await settle()
     finally:
         await c.stop()
     assert sorted(rec.done) == sorted(f"m{i}" for i in range(100))
@@ -159,11 +175,12 @@ async def test_only_new_objects_generations_and_annotations_are_work() -> None:
 
 
 async def test_objects_in_sync_at_start_are_spread_over_the_resync_interval() -> None:
-    c = Controller(Reconciler(), writer=None, workers=1, resync=100)  # type: ignore[arg-type]
+    clock = ManualClock()
+    c = Controller(Reconciler(), writer=None, workers=1, resync=100, clock=clock)  # type: ignore[arg-type]
     for i in range(200):
         c.observe("Model", None, obj(f"m{i}", status=READY))
     assert in_sync(obj("x", status=READY))
-    now = time.monotonic()
+    now = clock.now()
     dues = sorted(d - now for d in c.queue._due.values())
     assert len(dues) == 200 and dues[0] >= 0 and dues[-1] <= 101  # up to one tick (1 s) later
     assert dues[100] > 25 and dues[100] < 75  # spread, not bunched
@@ -200,14 +217,15 @@ async def test_a_registry_read_before_its_watch_listed_it_is_still_checked() -> 
 async def test_resyncs_fall_due_on_the_tick_grid_and_stay_spread() -> None:
     from modelsync.controller import RESYNC_TICK
 
-    c = Controller(Reconciler(), writer=None, workers=1, resync=100)  # type: ignore[arg-type]
+    clock = ManualClock(start=1000.3)
+    c = Controller(Reconciler(), writer=None, workers=1, resync=100, clock=clock)  # type: ignore[arg-type]
     for i in range(300):
         c.observe("Model", None, obj(f"m{i}", status=READY))
     dues = list(c.queue._due.values())
     assert all(d / RESYNC_TICK == int(d / RESYNC_TICK) for d in dues)  # on the grid
     assert len(set(dues)) > 50  # still spread over the interval, not bunched on a few ticks
     c.queue.add(Key("Model", "ns", "now"))  # work that is not a resync is not held for the grid
-    assert c.queue._due[Key("Model", "ns", "now")] <= time.monotonic()
+    assert c.queue._due[Key("Model", "ns", "now")] == clock.now()
 
 
 def test_secret_version_follows_the_data_not_the_metadata() -> None:

@@ -1,5 +1,8 @@
 """Instill AI end to end: the real apiserver (with the CRD's CEL rules), the operator as a
-process, the Instill simulator in-process."""
+process, the Instill simulator in-process, serving each generation of the model API in turn
+(``legacy``: model-backend v0.38.5, the client's ids; ``aip``: model-backend main, the server's
+ids, displayName and slug). Each test's registry is new, so the operator finds the generation
+from the server itself."""
 from __future__ import annotations
 
 import json
@@ -13,6 +16,7 @@ from kubernetes.client.rest import ApiException
 
 from modelsync.api import GROUP, VERSION
 from modelsync.backends.base import deterministic_id
+from modelsync.backends.instill import counted
 from modelsync.testing import K8s, OperatorProcess
 from modelsync.testing.k8s import PLURALS, condition
 
@@ -40,9 +44,21 @@ LICENSE = "https://llama.meta.com/llama3_1/license/"
 # ---------------------------------------------------------------- fixtures and helpers
 
 
-@pytest.fixture(scope="module")
-def isim() -> Iterator[Sim]:
-    yield from start_sim("instill")
+@pytest.fixture(scope="module", params=["legacy", "aip"])
+def isim(request: pytest.FixtureRequest) -> Iterator[Sim]:
+    for sim in start_sim("instill", generation=request.param):
+        sim.generation = request.param  # type: ignore[attr-defined]
+        yield sim
+
+
+def aip(sim: Sim) -> bool:
+    return bool(getattr(sim, "generation", "legacy") == "aip")
+
+
+def ident(sim: Sim, external_id: str) -> str:
+    """What names a model in a create: the id on legacy, the slug on aip (where ``externalId`` is
+    the server's id)."""
+    return str(stored(sim)[external_id]["slug"]) if aip(sim) else external_id
 
 
 def registry(k8s: K8s, ns: str, sim: Sim, name: str = "instill", token: str = TOKEN) -> None:
@@ -101,14 +117,21 @@ def stored(sim: Sim) -> dict[str, dict[str, Any]]:
     return {mid: dict(m) for (n, mid), m in list(state.models.items()) if n == "local"}
 
 
-def posts(sim: Sim, model_id: str) -> list[dict[str, Any]]:
+def posts(sim: Sim, name: str) -> list[dict[str, Any]]:
+    """The creates that name ``name``: as the id (legacy; also the body sent while the generation is
+    not known) or as the slug (aip)."""
     return [e for e in sim.journal() if e["method"] == "POST" and e["path"] == MODELS
-            and isinstance(e["body"], dict) and e["body"].get("id") == model_id]
+            and isinstance(e["body"], dict) and name in (e["body"].get("id"), e["body"].get("slug"))]
+
+
+def posts_all(sim: Sim) -> list[dict[str, Any]]:
+    return [e for e in sim.journal() if e["method"] == "POST" and e["path"] == MODELS]
 
 
 def writes(sim: Sim, model_id: str) -> list[dict[str, Any]]:
-    """Every write that concerns ``model_id``: creates naming it and writes to its URL."""
-    return posts(sim, model_id) + sim.writes(f"{MODELS}/{model_id}")
+    """Every write that concerns ``model_id`` (the registry's id): creates naming it and writes to its URL."""
+    name = ident(sim, model_id) if model_id in stored(sim) else model_id
+    return posts(sim, name) + sim.writes(f"{MODELS}/{model_id}")
 
 
 def owner(uid: str, ns: str, reg: str = "instill") -> str:
@@ -132,11 +155,13 @@ def failed(k8s: K8s, name: str, ns: str, reason: str, kind: str = "Model", timeo
 
 
 def sim_create(sim: Sim, model_id: str, **fields: Any) -> dict[str, Any]:
-    """Create a model through the simulator's own API, as another Instill user would."""
-    body = {"id": model_id, "visibility": "VISIBILITY_PRIVATE", **INST, **fields}
+    """Create a model through the simulator's own API, as another Instill user would (on aip,
+    ``model_id`` is the slug; the display name is the same)."""
+    name = {"displayName": model_id, "slug": model_id} if aip(sim) else {"id": model_id}
+    body = {**name, "visibility": "VISIBILITY_PRIVATE", **INST, **fields}
     resp = sim.http.post(MODELS, json=body, headers=AUTH)
     assert resp.status_code == 201, resp.text
-    return resp.json()["model"]
+    return dict(resp.json()["model"])
 
 
 def without_nulls(value: Any) -> Any:
@@ -162,12 +187,19 @@ def test_model_created_with_inventory_in_status(k8s: K8s, ins: str, isim: Sim) -
     entry = mdl["status"]["registries"][0]
     assert entry["synced"] and entry["backend"] == "instill" and entry["reason"] == "Synced"
 
-    # the id rule: ms-<name>-<first 8 hex of uuid5(uid, registry key)>
-    model_id = f"ms-llama-{deterministic_id(uid, f'ModelRegistry/{ins}/instill').hex[:8]}"
-    assert entry["externalId"] == model_id
+    # the id rule: ms-<name>-<first 8 hex of uuid5(uid, registry key)>; on aip that is the slug, and
+    # the id (what status records) is the server's
+    name = f"ms-llama-{deterministic_id(uid, f'ModelRegistry/{ins}/instill').hex[:8]}"
+    model_id = entry["externalId"]
     models = stored(isim)
     assert list(models) == [model_id]
     sim_model = models[model_id]
+    if aip(isim):
+        assert model_id.startswith("mod-") and sim_model["slug"] == name
+        assert sim_model["displayName"] == "llama"  # spec.instill.displayName defaults to the resource's name
+        assert entry["inventory"]["slug"] == name and entry["inventory"]["displayName"] == "llama"
+    else:
+        assert model_id == name and "displayName" not in sim_model
 
     # status carries Instill's own object, as stored (minus the large fields)
     inv = entry["inventory"]
@@ -182,7 +214,7 @@ def test_model_created_with_inventory_in_status(k8s: K8s, ins: str, isim: Sim) -
     assert sim_model["readme"] == f"# Llama 3.1 8B\n\n{marker(uid, ins, 'llama')}"
     assert "readme" not in inv
 
-    assert len(posts(isim, model_id)) == 1
+    assert len(posts(isim, name)) == 1
     reasons = [e.reason for e in k8s.events(ins, "llama")]
     assert "Created" not in reasons, reasons  # a create is in the status, not worth an Event
 
@@ -234,9 +266,27 @@ def test_lost_create_response_leaves_one_model(k8s: K8s, ins: str, isim: Sim) ->
     mdl = k8s.wait_condition("Model", "lost", ins, "Ready", timeout=90)
     model_id = mdl["status"]["registries"][0]["externalId"]
     assert list(stored(isim)) == [model_id]
-    # the one POST did reach Instill (its reply was dropped); the retry found the model, ours
-    assert len(posts(isim, model_id)) == 1
+    # the one POST did reach Instill (its reply was dropped); the retry found the model, ours (on
+    # aip by its slug and marker: its id is the server's, which the lost reply carried)
+    assert len(posts(isim, ident(isim, model_id))) == 1
     assert isim.app["faults"].lose_next == 0
+
+
+def test_lost_create_replies_at_a_rate_never_leave_two_models(k8s: K8s, ins: str, isim: Sim) -> None:
+    """Half the create replies lost (the --lose-rate knob), several Models at once: each ends with
+    exactly one model in Instill, the one its status names."""
+    isim.faults(lose_rate=0.5, match=f"POST {MODELS}")
+    names = [f"lossy-{i}" for i in range(6)]
+    uids = {n: k8s.create(model(n, ["instill"], instill=INST), ins)["metadata"]["uid"] for n in names}
+    ids = {n: k8s.wait_condition("Model", n, ins, "Ready", timeout=120)["status"]["registries"][0]["externalId"]
+           for n in names}
+    isim.faults(lose_rate=0.0)
+    models = stored(isim)
+    assert sorted(models) == sorted(ids.values())
+    for n in names:
+        owners = [mid for mid, m in models.items() if owner(uids[n], ins) in m["readme"]]
+        assert owners == [ids[n]], (n, owners)
+    assert len(posts_all(isim)) >= len(names)
 
 
 # ---------------------------------------------------------------- immutable fields: the CEL rule
@@ -306,17 +356,18 @@ def test_spec_rejected_by_instill_is_terminal_until_fixed(k8s: K8s, ins: str, is
     assert condition(obj, "Ready")["status"] == "False"
     entry = obj["status"]["registries"][0]
     assert entry["reason"] == "InvalidSpec" and not entry.get("externalId")
-    model_id = next(e["body"]["id"] for e in isim.journal() if e["method"] == "POST")
-    assert model_id.startswith("ms-hf-")
-    assert len(posts(isim, model_id)) == 1
+    name = next(e["body"].get("id") or e["body"]["slug"] for e in isim.journal() if e["method"] == "POST")
+    assert name.startswith("ms-hf-")
+    assert len(posts(isim, name)) == 1
 
     time.sleep(RESYNC_SECONDS * 3)  # resyncs do not call Instill again for a rejected spec
-    assert len(posts(isim, model_id)) == 1
+    assert len(posts(isim, name)) == 1
     assert stored(isim) == {}
 
     k8s.patch("Model", "hf", ins, {"spec": {"instill": {"sourceUrl": "https://example.com/%20"}}})
     mdl = synced_at(k8s, "hf", ins, 2)
-    assert mdl["status"]["registries"][0]["externalId"] == model_id
+    model_id = mdl["status"]["registries"][0]["externalId"]
+    assert ident(isim, model_id) == name
     assert stored(isim)[model_id]["sourceUrl"] == "https://example.com/%20"
 
 
@@ -331,9 +382,9 @@ def test_wrong_token_is_credentials_rejected_and_never_shown(
     assert condition(obj, "Ready")["status"] == "False"
     entry = obj["status"]["registries"][0]
     assert entry["reason"] == "CredentialsRejected" and not entry.get("externalId")
-    assert [e for e in isim.journal() if e["path"].startswith(f"{MODELS}/ms-locked-")
-            or (e["method"] == "POST" and str((e.get("body") or {}).get("id", "")).startswith("ms-locked-"))], \
-        "Instill was never asked"
+    # Instill was asked (its 401 is in the message above): the first request is the read that tells
+    # the generation (GET …/models?pageSize=1), so nothing was created
+    assert not [e for e in isim.journal() if e["method"] == "POST" and e["path"] == MODELS]
     assert stored(isim) == {}
     # the registry itself reports the rejected token on its own Ready condition
     reg = k8s.wait("ModelRegistry", "instill-badtoken", ins,
@@ -351,19 +402,23 @@ def test_wrong_token_is_credentials_rejected_and_never_shown(
 
 
 def test_id_taken_by_foreign_model_is_name_taken(k8s: K8s, ins: str, isim: Sim) -> None:
-    sim_create(isim, "shared-llama", description="someone else's", readme="# not yours")
-    foreign = stored(isim)["shared-llama"]
+    made = sim_create(isim, "shared-llama", description="someone else's", readme="# not yours")
+    foreign = stored(isim)[made["id"]]
     isim.clear_journal()
     k8s.create(model("mine", ["instill"], description="mine", instill={**INST, "id": "shared-llama"}), ins)
     obj = failed(k8s, "mine", ins, "NameTaken")
     message = condition(obj, "Synced")["message"]
-    assert "local/shared-llama exists and is not managed by this resource" in message, message
+    if aip(isim):
+        assert f"local/{foreign['id']} has the slug shared-llama and is not managed by this resource" in message
+    else:
+        assert "local/shared-llama exists and is not managed by this resource" in message, message
     assert "spec.instill.id" in message
     time.sleep(RESYNC_SECONDS * 2)
-    # the other user's model is left exactly as it was, and no second one appeared: one
-    # create was tried (the first try does not read first; the 409 answered it), nothing after
-    assert [e["method"] for e in writes(isim, "shared-llama")] == ["POST"]
-    assert stored(isim) == {"shared-llama": foreign}
+    # the other user's model is left exactly as it was, and no second one appeared: on legacy one
+    # create was tried (the first try does not read first; the 409 answered it), nothing after; on
+    # aip (no 409: the ids are the server's) the create looked the slug up first and sent nothing
+    assert [e["method"] for e in writes(isim, foreign["id"])] == ([] if aip(isim) else ["POST"])
+    assert stored(isim) == {foreign["id"]: foreign}
 
 
 def test_model_with_our_marker_is_adopted(k8s: K8s, fresh: str, isim: Sim) -> None:
@@ -376,13 +431,16 @@ def test_model_with_our_marker_is_adopted(k8s: K8s, fresh: str, isim: Sim) -> No
     registry(k8s, fresh, isim, name="instill-late")
     mdl = k8s.wait_condition("Model", "adopt", fresh, "Ready", timeout=90)
     entry = mdl["status"]["registries"][0]
-    assert entry["externalId"] == "adopt-me"
-    assert list(stored(isim)) == ["adopt-me"]
-    assert stored(isim)["adopt-me"]["uid"] == before["uid"] == entry["inventory"]["uid"]
+    assert entry["externalId"] == before["id"]
+    assert list(stored(isim)) == [before["id"]]
+    assert stored(isim)[before["id"]]["uid"] == before["uid"] == entry["inventory"]["uid"]
     # a first try creates without reading first: at most that one POST, answered 409 and adopted
-    assert len(posts(isim, "adopt-me")) <= 1
-    patches = [e for e in writes(isim, "adopt-me") if e["method"] != "POST"]
-    assert [(e["method"], e["body"]) for e in patches] == [("PATCH", {"description": "wanted"})]
+    # (aip: the create looks the slug up first, so none)
+    assert len(posts(isim, "adopt-me")) <= (0 if aip(isim) else 1)
+    patches = [e for e in writes(isim, before["id"]) if e["method"] != "POST"]
+    # the display name defaults to the resource's name (aip only)
+    expected = {"displayName": "adopt", "description": "wanted"} if aip(isim) else {"description": "wanted"}
+    assert [(e["method"], e["body"]) for e in patches] == [("PATCH", expected)]
 
 
 @pytest.mark.parametrize("ours", [False, True], ids=["foreign", "ours"])
@@ -390,6 +448,9 @@ def test_create_conflict_409_adopts_ours_refuses_foreign(
         k8s: K8s, ins: str, isim: Sim, operator: OperatorProcess, ours: bool) -> None:
     """The model appears between the operator's read and its create, so the POST gets 409:
     the backend reads the model and adopts it only if it carries our marker."""
+    if aip(isim):
+        pytest.skip("the aip generation never answers 409: its ids are the server's (the slug is looked up "
+                    "before the create instead)")
     model_id = "race-ours" if ours else "race-foreign"
     hold = 3.0
     isim.faults(latency=hold, match=f"POST {MODELS}")  # hold the operator's POST in the simulator
@@ -429,11 +490,12 @@ def test_throttling_and_server_errors_back_off_and_recover(
     k8s.create(model("flaky", ["instill"], instill=INST), ins)
     mdl = k8s.wait_condition("Model", "flaky", ins, "Ready", timeout=120)
     model_id = mdl["status"]["registries"][0]["externalId"]
-    assert len(posts(isim, model_id)) == 4  # 429, 503, 503, then the create
+    name = ident(isim, model_id)
+    assert len(posts(isim, name)) == 4  # 429, 503, 503, then the create
     assert list(stored(isim)) == [model_id]
     # each failure was retried as transient, with the registry's reply in words
     retried = [line for line in operator.log().splitlines()
-               if "will retry" in line and f"creating Instill model local/{model_id}" in line]
+               if "will retry" in line and f"creating Instill model local/{name}" in line]
     assert [("HTTP 429" in line, "HTTP 503" in line) for line in retried] == [(True, False), (False, True), (False, True)]
 
 
@@ -505,8 +567,9 @@ def test_every_field_lands_or_is_reported_and_is_written_once(k8s: K8s, ins: str
     obj = k8s.create(model("every", ["instill"], **EVERY_FIELD), ins)
     mdl = k8s.wait_condition("Model", "every", ins, "Ready", timeout=90)
     entry = mdl["status"]["registries"][0]
-    assert entry["externalId"] == "every-field"
-    sim_model = stored(isim)["every-field"]
+    model_id = entry["externalId"]
+    assert ident(isim, model_id) == "every-field"
+    sim_model = stored(isim)[model_id]
     # landed: what the simulator stored is what the spec says
     inst = EVERY_FIELD["instill"]
     for field in ("modelDefinition", "configuration", "task", "visibility", "region", "hardware", "sourceUrl",
@@ -518,23 +581,25 @@ def test_every_field_lands_or_is_reported_and_is_written_once(k8s: K8s, ins: str
     reported = {n["field"]: n for n in entry["notSettable"]}
     assert set(reported) == NOT_SETTABLE
     assert all("Instill" in n["message"] for n in reported.values())
-    # the create fitted the schema's 12 properties; the image followed in one PATCH
+    # the create fitted the schema's 12 properties (of either generation: the namespace was empty, so the
+    # body carried the legacy id and the aip displayName and slug); the rest followed in one PATCH
     [post] = posts(isim, "every-field")
-    assert len(post["body"]) <= 12
-    assert [e["body"] for e in isim.writes(f"{MODELS}/every-field")] == [{"profileImage": IMAGE}]
+    assert counted(post["body"], "Legacy") <= 12 and counted(post["body"], "AIP") <= 12
+    assert [e["body"] for e in isim.writes(f"{MODELS}/{model_id}")] == [
+        {"profileImage": IMAGE, "documentationUrl": EVERY_FIELD["instill"]["documentationUrl"]}]
     # the image reads back as a URL: recorded as sent, never sent again for the same spec
     assert "profileImage" in entry.get("unobservedFields", {})
     isim.clear_journal()
     time.sleep(RESYNC_SECONDS * 4)
     journal = isim.journal()
-    assert [e for e in journal if e["method"] == "GET" and e["path"] == f"{MODELS}/every-field"], "no resync read"
+    assert [e for e in journal if e["method"] == "GET" and e["path"] == f"{MODELS}/{model_id}"], "no resync read"
     assert [e for e in journal if e["method"] not in ("GET", "HEAD")] == []
     # a new image is sent, once
     other = "data:image/png;base64,AAAA"
     k8s.patch("Model", "every", ins, {"spec": {"instill": {"profileImage": other}}})
     synced_at(k8s, "every", ins, 2)
-    assert [e["body"] for e in isim.writes(f"{MODELS}/every-field")] == [{"profileImage": other}]
-    assert stored(isim)["every-field"]["profileImage"] == other
+    assert [e["body"] for e in isim.writes(f"{MODELS}/{model_id}")] == [{"profileImage": other}]
+    assert stored(isim)[model_id]["profileImage"] == other
 
 
 @pytest.mark.parametrize("spec, field", [
@@ -570,3 +635,67 @@ def test_missing_namespace_is_registry_misconfigured(k8s: K8s, fresh: str, isim:
                    == "RegistryMisconfigured", 60, what="Ready=False/RegistryMisconfigured")
     message = condition(reg, "Ready")["message"]
     assert "HTTP 500: namespace error" in message and "namespace 'nope' does not exist" in message, message
+
+
+# ---------------------------------------------------------------- the two generations (issue 17)
+
+
+def test_registry_pinned_to_the_wrong_generation_is_registry_misconfigured(k8s: K8s, fresh: str, isim: Sim) -> None:
+    """spec.instill.apiGeneration names the other generation: the registry's Ready condition says so
+    (its check reads a model), and so does a Model's create in an empty namespace."""
+    wrong, right = ("Legacy", "AIP") if aip(isim) else ("AIP", "Legacy")
+    k8s.secret("instill-pin-token", fresh, {"token": TOKEN})
+    k8s.create({"kind": "ModelRegistry", "metadata": {"name": "instill-pin"}, "spec": {
+        "backend": "instill", "endpoint": isim.url, "credentialsSecretRef": {"name": "instill-pin-token"},
+        "instill": {"namespace": "local", "apiGeneration": wrong}, "requestTimeout": "10s"}}, fresh)
+    k8s.create(model("pinned", ["instill-pin"], instill=INST), fresh)
+    obj = failed(k8s, "pinned", fresh, "RegistryMisconfigured")
+    message = condition(obj, "Synced")["message"]
+    assert f"pinned to spec.instill.apiGeneration: {wrong}" in message, message
+    assert f"set spec.instill.apiGeneration to {right}" in message, message
+    assert stored(isim) == {}
+    sim_create(isim, "someone-elses")
+    reg = k8s.wait("ModelRegistry", "instill-pin", fresh, lambda o: condition(o, "Ready").get("reason")
+                   == "RegistryMisconfigured", 60, what="Ready=False/RegistryMisconfigured")
+    assert f"pinned to spec.instill.apiGeneration: {wrong}" in condition(reg, "Ready")["message"]
+    # the right pin heals both
+    k8s.patch("ModelRegistry", "instill-pin", fresh, {"spec": {"instill": {"apiGeneration": right}}})
+    k8s.wait_condition("Model", "pinned", fresh, "Ready", timeout=90)
+    reg = k8s.wait_condition("ModelRegistry", "instill-pin", fresh, "Ready")
+    assert f"model API generation {right} (pinned)" in condition(reg, "Ready")["message"]
+
+
+def test_generation_found_from_the_server(k8s: K8s, ins: str, isim: Sim) -> None:
+    """Auto (the default): once the namespace holds a model, the registry's Ready condition names the
+    generation the server speaks; a Model's displayName lands on aip and is not settable on legacy."""
+    k8s.create(model("named", ["instill"], instill={**INST, "displayName": "Llama 3.1 8B Instruct"}), ins)
+    entry = k8s.wait_condition("Model", "named", ins, "Ready")["status"]["registries"][0]
+    generation = "AIP" if aip(isim) else "Legacy"
+    reg = k8s.wait("ModelRegistry", "instill", ins, lambda o: f"model API generation {generation}"
+                   in condition(o, "Ready").get("message", ""), 60, what=f"Ready names {generation}")
+    assert "(found from its models)" in condition(reg, "Ready")["message"]
+    if aip(isim):
+        assert stored(isim)[entry["externalId"]]["displayName"] == "Llama 3.1 8B Instruct"
+        assert "spec.instill.displayName" not in {n["field"] for n in entry.get("notSettable", [])}
+    else:
+        [reported] = [n for n in entry["notSettable"] if n["field"] == "spec.instill.displayName"]
+        assert "no display name" in reported["message"]
+
+
+def test_adoption_by_server_id_or_slug(k8s: K8s, fresh: str, isim: Sim) -> None:
+    """spec.registries[].externalId names an entry: on aip either its server id or its slug."""
+    theirs = sim_create(isim, "by-hand", description="made by hand")
+    registry(k8s, fresh, isim)
+    settled(k8s, fresh)
+    names = [theirs["id"]] + ([theirs["slug"]] if aip(isim) else [])
+    for i, external in enumerate(names):
+        name = f"adopter-{i}"
+        obj = model(name, ["instill"], description=f"adopted {i}", deletionPolicy="Orphan", instill=INST)
+        obj["spec"]["registries"][0]["externalId"] = external
+        k8s.create(obj, fresh)
+        entry = k8s.wait_condition("Model", name, fresh, "Ready")["status"]["registries"][0]
+        assert entry["externalId"] == theirs["id"]
+        assert stored(isim)[theirs["id"]]["description"] == f"adopted {i}"
+        k8s.delete("Model", name, fresh)
+        k8s.wait_gone("Model", name, fresh)
+    assert list(stored(isim)) == [theirs["id"]]

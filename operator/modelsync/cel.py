@@ -110,7 +110,7 @@ def _cmp(a: Any, b: Any) -> int:
     elif not (type(a) is type(b) or (isinstance(a, (int, float)) and isinstance(b, (int, float))
                                      and not isinstance(a, bool) and not isinstance(b, bool))):
         raise EvalError(f"cannot compare {type(a).__name__} with {type(b).__name__}")
-    return (a > b) - (a < b)
+    return int((a > b) - (a < b))
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -187,7 +187,7 @@ def _unquote(tok: str) -> str:
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), body)
 
 
-Node = tuple  # ("lit", v) ("id", name) ("sel", node, field) ("has", node, field) ("call", name, args)
+Node = tuple[Any, ...]  # ("lit", v) ("id", name) ("sel", node, field) ("has", node, field) ("call", name, args)
 #              ("meth", node, name, args) ("macro", node, name, var, body) ("un", op, node) ("bin", op, a, b)
 #              ("cond", c, a, b) ("idx", node, key) ("list", items)
 

@@ -12,7 +12,7 @@ import functools
 import re
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, TextIO
+from typing import Any, Iterable, Iterator, Literal, Mapping, TextIO
 
 import pydantic
 import yaml
@@ -124,7 +124,8 @@ def validate(files: list[str], *, stdout: TextIO = sys.stdout, stderr: TextIO = 
                     problem(f"{label}: not a Kubernetes object: {type(obj).__name__}")
                     continue
                 kind = obj.get("kind")
-                meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+                given = obj.get("metadata")
+                meta: dict[str, Any] = given if isinstance(given, dict) else {}
                 ref = f"{kind}/{meta.get('name') or meta.get('generateName') or '<no name>'}"
                 group = str(obj.get("apiVersion", "")).partition("/")[0]
                 if kind not in KINDS or group != api.GROUP:
@@ -407,7 +408,7 @@ def inventory(args: argparse.Namespace, *, stdout: TextIO = sys.stdout, stderr: 
     except Exception as exc:  # no kubeconfig, no such context, unreadable file
         print(f"error: no Kubernetes configuration: {exc}", file=stderr)
         return 2
-    kind = "ClusterModelRegistry" if args.cluster else "ModelRegistry"
+    kind: Literal["ModelRegistry", "ClusterModelRegistry"] = "ClusterModelRegistry" if args.cluster else "ModelRegistry"
     namespace = args.namespace or default_ns
     where = args.registry if args.cluster else f"{namespace}/{args.registry}"
     custom = kubernetes.client.CustomObjectsApi(client)

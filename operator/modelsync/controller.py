@@ -44,6 +44,7 @@ import time
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from .conditions import OUTAGE_REASONS, ConditionType, Reason
+from .conditions import find as find_condition
 from .kube import KubeReader, KubeWriter, NotFound, WriteFailed, _rv, decode_secret_data, secret_version
 from .reconcile import Outcome, Reconciler, Retry, Stop, backoff, paused
 
@@ -112,10 +113,7 @@ def _own_annotations(body: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _condition(body: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
-    for c in (body.get("status") or {}).get("conditions") or []:
-        if c.get("type") == type_:
-            return c
-    return {}
+    return find_condition((body.get("status") or {}).get("conditions"), type_)
 
 
 def in_sync(body: Mapping[str, Any]) -> bool:
@@ -299,7 +297,7 @@ class Store:
         return obj
 
     async def model_service(self, name: str, namespace: str) -> Mapping[str, Any]:
-        obj = self.controller.objects.get(Key("ModelService", namespace, name))
+        obj: Mapping[str, Any] | None = self.controller.objects.get(Key("ModelService", namespace, name))
         if obj is None:
             obj = await self.fallback.model_service(name, namespace)
         return obj

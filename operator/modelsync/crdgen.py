@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from . import api
 
@@ -85,7 +86,7 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def schema_of(model: type[api.BaseModel]) -> dict[str, Any]:
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(mode="validation")
     return _structural(raw, raw.get("$defs", {}))
 
@@ -93,7 +94,7 @@ def schema_of(model: type[api.BaseModel]) -> dict[str, Any]:
 KINDS: list[dict[str, Any]] = [
     {"kind": "ModelRegistry", "plural": "modelregistries", "scope": "Namespaced", "short": ["mreg"],
      "spec": api.LocalRegistrySpec, "status": api.RegistryObjectStatus,
-     "doc": "A model registry (ZStack AI model center, NVIDIA NeMo Entity Store or Instill AI) that Models and ModelServices in this namespace publish to.",
+     "doc": f"A model registry ({api.join_words([v.title for v in api.VENDORS])}) that Models and ModelServices in this namespace publish to.",
      "columns": [("Backend", ".spec.backend"), ("Endpoint", ".spec.endpoint")]},
     {"kind": "ClusterModelRegistry", "plural": "clustermodelregistries", "scope": "Cluster", "short": ["cmreg"],
      "spec": api.ClusterRegistrySpec, "status": api.RegistryObjectStatus,

@@ -87,7 +87,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.error_backoffs = [0.2, 0.5] + [1.0] * 300
     settings.networking.request_timeout = 30
     given = memo.get("options")
-    opts = {name: getattr(given, name, default) for name, default in DEFAULTS.items()}
+    opts: dict[str, Any] = {name: getattr(given, name, default) for name, default in DEFAULTS.items()}
     if opts["selector"]:
         for plural in PLURALS.values():
             settings.watching.label_selectors[GROUP, plural] = opts["selector"]
@@ -226,7 +226,8 @@ async def probe_leader(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     task = elector.task
     if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
         raise kopf.PermanentError(f"leader election crashed: {task.exception()!r}")
-    return elector.status()
+    status: dict[str, Any] = elector.status()
+    return status
 
 
 for _kind in (*RESOURCE_KINDS, *REGISTRY_KINDS):

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import kubernetes
 from kubernetes.client.rest import ApiException
@@ -53,6 +53,17 @@ def secret_version(uid: str | None, data: Mapping[str, str]) -> str:
     return "data:" + hmac.new((uid or "").encode(), text.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+class Reader(Protocol):
+    """What the reconcile core reads: :class:`KubeReader` from the apiserver, the controller's
+    :class:`~modelsync.controller.Store` from its caches. Each raises :class:`NotFound` when absent."""
+
+    async def registry(self, kind: str, name: str, namespace: str) -> Mapping[str, Any]: ...
+
+    async def model_service(self, name: str, namespace: str) -> Mapping[str, Any]: ...
+
+    async def secret_data(self, name: str, namespace: str) -> tuple[dict[str, str], str]: ...
+
+
 class KubeReader:
     """The few reads the core makes, each raising :class:`NotFound` when absent."""
 
@@ -67,13 +78,15 @@ class KubeReader:
                 return self._custom.get_cluster_custom_object(GROUP, VERSION, "clustermodelregistries", name)
             return self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "modelregistries", name)
 
-        return await self._call(get, f"{kind} {namespace + '/' if kind == 'ModelRegistry' else ''}{name}")
+        obj: Mapping[str, Any] = await self._call(get, f"{kind} {namespace + '/' if kind == 'ModelRegistry' else ''}{name}")
+        return obj
 
     async def model_service(self, name: str, namespace: str) -> Mapping[str, Any]:
-        return await self._call(
+        obj: Mapping[str, Any] = await self._call(
             lambda: self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "modelservices", name),
             f"ModelService {namespace}/{name}",
         )
+        return obj
 
     async def secret_data(self, name: str, namespace: str) -> tuple[dict[str, str], str]:
         """The Secret's decoded data, and its resourceVersion (for cache keys)."""
@@ -114,6 +127,13 @@ class WriteFailed(Exception):
         self.retry = retry
 
 
+def _namespace(namespace: str | None) -> Any:
+    """kopf's NamespaceName of ``namespace``, or None for a cluster-scoped object."""
+    from kopf._cogs.structs import references
+
+    return references.NamespaceName(namespace) if namespace else None
+
+
 class KubeWriter:
     """The only writes the operator makes: status patches and Events, through kopf's own
     asynchronous API client (its credentials, its retries on apiserver errors and its
@@ -134,14 +154,14 @@ class KubeWriter:
     async def patch_status(self, kind: str, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any] | None:
         """Merge-patch ``status`` into the object's status subresource; the object as stored,
         or None when it is gone."""
-        url = self._resources[kind].get_url(namespace=namespace or None, name=name, subresource="status")
+        url = self._resources[kind].get_url(namespace=_namespace(namespace), name=name, subresource="status")
         return await self._merge_patch(url, {"status": dict(status)}, f"status of {kind} {namespace}/{name}")
 
     async def set_finalizers(self, kind: str, body: Mapping[str, Any], finalizers: list[str]) -> dict[str, Any] | None:
         """Replace metadata.finalizers, guarded by the resourceVersion it was read at (a 409
         means someone else changed the object: read again, decide again)."""
         meta = body.get("metadata") or {}
-        url = self._resources[kind].get_url(namespace=meta.get("namespace") or None, name=meta.get("name"))
+        url = self._resources[kind].get_url(namespace=_namespace(meta.get("namespace")), name=meta.get("name"))
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}
         return await self._merge_patch(url, patch, f"finalizers of {kind} {meta.get('namespace')}/{meta.get('name')}")
 
@@ -152,7 +172,7 @@ class KubeWriter:
         can be added then); :class:`WriteFailed` otherwise (a 409: read again, try again)."""
         from kopf._cogs.clients import api, errors
 
-        url = self._resources[kind].get_url(namespace=namespace or None, name=name)
+        url = self._resources[kind].get_url(namespace=_namespace(namespace), name=name)
         what = f"finalizers of {kind} {namespace + '/' if namespace else ''}{name}"
         try:
             obj = await api.get(url=url, settings=self.settings, logger=_log)
@@ -179,8 +199,10 @@ class KubeWriter:
         from kopf._cogs.clients import api, errors
 
         try:
-            return await api.patch(url=url, headers={"Content-Type": "application/merge-patch+json"},
-                                   payload=dict(payload), settings=self.settings, logger=_log)
+            stored: dict[str, Any] | None = await api.patch(
+                url=url, headers={"Content-Type": "application/merge-patch+json"}, payload=dict(payload),
+                settings=self.settings, logger=_log)
+            return stored
         except errors.APINotFoundError:
             return None
         except errors.APIError as exc:

@@ -272,7 +272,8 @@ class LeaderElector:
 
         def read() -> dict[str, Any]:
             r = self.core_api.read_node(self.node_name, _preload_content=False, _request_timeout=NODE_REQUEST_TIMEOUT)
-            return json.loads(r.data)
+            node: dict[str, Any] = json.loads(r.data)
+            return node
 
         loop = asyncio.get_running_loop()
         try:
@@ -385,8 +386,9 @@ class LeaderElector:
             self._led(renewed, started)
         return True
 
-    def _led(self, lease: dict[str, Any], started: float) -> None:
+    def _led(self, lease: dict[str, Any] | None, started: float) -> None:
         """A create or replace naming us succeeded; the lease counts from ``started``."""
+        assert lease is not None, "only a read answers None (the Lease is absent)"
         self._lease = lease
         self._observed_rv, self._observed_at = _rv(lease), started
         self.holder = self.identity
@@ -456,7 +458,8 @@ class LeaderElector:
                 r = self.api.create_namespaced_lease(self.namespace, body, **kw)
             else:
                 r = self.api.replace_namespaced_lease(self.name, self.namespace, body, **kw)
-            return json.loads(r.data)
+            lease: dict[str, Any] = json.loads(r.data)
+            return lease
 
         loop = asyncio.get_running_loop()
         try:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 
 import kubernetes
 from kubernetes.client.rest import ApiException
@@ -40,20 +40,20 @@ class K8s:
         kind = obj["kind"]
         body = {"apiVersion": f"{GROUP}/{VERSION}", **obj}
         if kind == "ClusterModelRegistry":
-            return self.custom.create_cluster_custom_object(GROUP, VERSION, PLURALS[kind], body)
+            return cast(dict[str, Any], self.custom.create_cluster_custom_object(GROUP, VERSION, PLURALS[kind], body))
         ns = namespace or obj["metadata"]["namespace"]
-        return self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURALS[kind], body)
+        return cast(dict[str, Any], self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURALS[kind], body))
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         if kind == "ClusterModelRegistry":
-            return self.custom.get_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name)
-        return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+            return cast(dict[str, Any], self.custom.get_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name))
+        return cast(dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name))
 
     def patch(self, kind: str, name: str, namespace: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """A JSON merge patch of the object (spec, labels, ...)."""
-        return self.custom.patch_namespaced_custom_object(
+        return cast(dict[str, Any], self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURALS[kind], name, patch,
-            _content_type="application/merge-patch+json")
+            _content_type="application/merge-patch+json"))
 
     def delete(self, kind: str, name: str, namespace: str) -> None:
         try:

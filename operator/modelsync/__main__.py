@@ -6,7 +6,7 @@
     modelsync validate -f FILE [-f FILE ...]             offline check of ModelSync manifests (- for stdin)
     modelsync status [-n NS | -A] [KIND[/NAME]]          conditions and registries of each resource, as a tree
     modelsync inventory REGISTRY [-n NS | --cluster]     a registry's entries: managed, unmanaged or orphaned
-    modelsync simulate zstack|nemo|instill|mlflow --port N   a local registry simulator (modelsync[testing])
+    modelsync simulate VENDOR --port N                   a local registry simulator (modelsync[testing])
     modelsync crds [DIR]                                 write the CRD manifests
     modelsync --version
 
@@ -22,9 +22,7 @@ import sys
 import time
 
 from . import version
-
-#: the simulators ``modelsync simulate`` knows (see modelsync.simulators.SIMULATORS)
-VENDORS = ("zstack", "nemo", "instill", "mlflow")
+from .vendors import VENDORS  # the simulators `modelsync simulate` knows: one per vendor
 
 
 #: plain log lines: UTC time (ISO 8601, milliseconds), level, logger, message
@@ -167,7 +165,7 @@ def parser() -> argparse.ArgumentParser:
                             "status.registries[] entry. Reads from the current kubeconfig.")
     cli.add_status_arguments(status)
     inventory = sub.add_parser("inventory", help="list a registry's entries and the resource managing each",
-                               description="List the models (and ZStack model services) a registry holds, "
+                               description="List the models (and model services, where the registry has them) a registry holds, "
                                "with the Model or ModelService managing each, or unmanaged, or orphaned "
                                "(its owner marker names a resource that is gone). Reads from the current kubeconfig.")
     cli.add_inventory_arguments(inventory)

@@ -101,7 +101,7 @@ def result_of(outcome: Any) -> str:
 def backend_of(objects: Mapping[Any, Mapping[str, Any]], key: Any, body: Mapping[str, Any]) -> str:
     """The backend a reconcile talked to: a registry's own ``spec.backend``; for a resource, the
     backends of the registries it names (from the controller's cache), sorted and joined with
-    "," when there are several ("nemo,zstack"); "unknown" for a registry not in the cache,
+    "," when there are several ("a,b"); "unknown" for a registry not in the cache,
     "none" when it names no registry."""
     spec = body.get("spec") or {}
     if key.kind in REGISTRY_KINDS:

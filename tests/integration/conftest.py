@@ -41,9 +41,9 @@ class Sim:
 
 
 def start_sim(module: str, **options: Any) -> Iterator[Sim]:
-    import importlib
+    from modelsync.simulators import simulator_module
 
-    mod = importlib.import_module(f"modelsync.simulators.{module}")
+    mod = simulator_module(module)
     server = ThreadedServer(mod.create_app(**options)).start()
     try:
         yield Sim(server)

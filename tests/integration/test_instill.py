@@ -16,7 +16,7 @@ from kubernetes.client.rest import ApiException
 
 from modelsync.api import GROUP, VERSION
 from modelsync.backends.base import deterministic_id
-from modelsync.backends.instill import counted
+from modelsync.vendors.instill.mapping import counted
 from modelsync.testing import K8s, OperatorProcess
 from modelsync.testing.k8s import PLURALS, condition
 

@@ -20,7 +20,7 @@ from kubernetes.client.rest import ApiException
 
 from modelsync import api
 from modelsync.backends.base import RegistryConnection, Resource
-from modelsync.backends.nemo import OWNER_KEY, RESOURCE_KEY, entity_name, owner_marker
+from modelsync.vendors.nemo.mapping import OWNER_KEY, RESOURCE_KEY, entity_name, owner_marker
 from modelsync.testing import K8s, OperatorProcess
 from modelsync.testing.k8s import PLURALS, condition
 

@@ -25,9 +25,9 @@ from modelsync.backends.base import (
     Terminal,
     Unsupported,
 )
-from modelsync.backends.instill import (
+from modelsync.vendors.instill.client import InstillBackend
+from modelsync.vendors.instill.mapping import (
     STRICT_ID,
-    InstillBackend,
     counted,
     create_body,
     default_model_id,
@@ -42,7 +42,7 @@ from modelsync.backends.instill import (
     validate_desired,
 )
 from modelsync.backends.base import retry_after_seconds
-from modelsync.simulators.instill import create_app
+from modelsync.vendors.instill.simulator import create_app
 from modelsync.simulators.server import serve_in_thread
 
 TOKEN = "instill_sk_local"

@@ -11,8 +11,9 @@ import pytest
 
 from modelsync.api import ModelSpec
 from modelsync.backends.base import NameTaken, Recoverable, RegistryConnection, Resource, Terminal
-from modelsync.backends.instill import InstillBackend, default_model_id, marker_line, not_settable
-from modelsync.simulators.instill import create_app, slug_from
+from modelsync.vendors.instill.client import InstillBackend
+from modelsync.vendors.instill.mapping import default_model_id, marker_line, not_settable
+from modelsync.vendors.instill.simulator import create_app, slug_from
 from modelsync.simulators.server import serve_in_thread
 
 TOKEN = "instill_sk_local"

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from modelsync.simulators import simulator_module
-from modelsync.simulators import instill as sim_module
-from modelsync.simulators.instill import create_app
+from modelsync.vendors.instill import simulator as sim_module
+from modelsync.vendors.instill.simulator import create_app
 from modelsync.simulators.server import serve_in_thread
 
 TOKEN = "instill_sk_local"

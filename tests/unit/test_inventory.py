@@ -11,11 +11,15 @@ import pytest
 
 from modelsync import api, cli
 from modelsync.__main__ import parser
-from modelsync.backends import instill, nemo, zstack
 from modelsync.backends.base import Backend, Entry, RegistryConnection, Resource, Unsupported
-from modelsync.simulators import instill as instill_sim
-from modelsync.simulators import nemo as nemo_sim
-from modelsync.simulators import zstack as zstack_sim
+from modelsync.vendors.instill import mapping as instill
+from modelsync.vendors.instill import simulator as instill_sim
+from modelsync.vendors.instill.client import InstillBackend
+from modelsync.vendors.nemo import mapping as nemo
+from modelsync.vendors.nemo import simulator as nemo_sim
+from modelsync.vendors.nemo.client import NemoBackend
+from modelsync.vendors.zstack import simulator as zstack_sim
+from modelsync.vendors.zstack.client import ZStackBackend
 from modelsync.simulators.server import serve_in_thread
 
 CENTER = "ebf96ce1de2c46fa8af9d503c29bb93d"
@@ -75,7 +79,7 @@ def zstack_login(http: httpx.Client) -> dict[str, str]:
 
 async def test_zstack_lists_models_and_services_with_owner_tags(zsim: tuple[str, Any]) -> None:
     url, app = zsim
-    b = zstack.ZStackBackend(conn("zstack", url, credentials={"accountName": "admin", "password": PASSWORD},
+    b = ZStackBackend(conn("zstack", url, credentials={"accountName": "admin", "password": PASSWORD},
                                   settings={"modelCenterUuid": CENTER}))
     b.list_page_size = 2  # three models: two pages
     try:
@@ -140,7 +144,7 @@ def test_zstack_simulator_query_user_tags(zsim: tuple[str, Any]) -> None:
 async def test_nemo_lists_every_page_with_markers() -> None:
     app = nemo_sim.create_app()
     with serve_in_thread(app) as url:
-        b = nemo.NemoBackend(conn("nemo", url, settings={"workspace": "default"}))
+        b = NemoBackend(conn("nemo", url, settings={"workspace": "default"}))
         b.list_page_size = 2
         try:
             made = [await b.create(res("Model", f"m{i}", f"uid-{i}", description=f"d{i}")) for i in range(3)]
@@ -164,7 +168,7 @@ async def test_nemo_lists_every_page_with_markers() -> None:
 
 async def test_nemo_missing_workspace_is_misconfigured() -> None:
     with serve_in_thread(nemo_sim.create_app()) as url:
-        b = nemo.NemoBackend(conn("nemo", url, settings={"workspace": "absent"}))
+        b = NemoBackend(conn("nemo", url, settings={"workspace": "absent"}))
         try:
             with pytest.raises(Exception, match="workspace 'absent' not found"):
                 await b.list_entries()
@@ -182,7 +186,7 @@ INSTILL = {"modelDefinition": "container", "configuration": {}, "task": "TASK_CH
 async def test_instill_lists_models_with_readme_markers() -> None:
     app = instill_sim.create_app()
     with serve_in_thread(app) as url:
-        b = instill.InstillBackend(conn("instill", url, credentials={"token": INSTILL_TOKEN},
+        b = InstillBackend(conn("instill", url, credentials={"token": INSTILL_TOKEN},
                                         settings={"namespace": "local"}))
         try:
             made = await b.create(res("Model", "llama", "uid-1", readme="# Llama", instill=INSTILL))
@@ -212,7 +216,7 @@ async def test_instill_follows_page_tokens() -> None:
             return httpx.Response(200, json={"models": [{"id": "one", "readme": readme}], "nextPageToken": "t2"})
         return httpx.Response(200, json={"models": [{"id": "two"}], "nextPageToken": ""})
 
-    b = instill.InstillBackend(conn("instill", "http://instill", credentials={"token": "t"},
+    b = InstillBackend(conn("instill", "http://instill", credentials={"token": "t"},
                                     settings={"namespace": "ns"}), transport=httpx.MockTransport(handler))
     try:
         entries = await b.list_entries()

@@ -24,10 +24,10 @@ def res(adopted: bool = False, external_id: str | None = None, name: str = "qwen
 
 
 def test_vendor_descriptor() -> None:
-    assert VENDOR["name"] == "mlflow" and VENDOR["service_section"] is None
-    assert ModelSpec.model_fields["mlflow"].annotation.__args__[0] is VENDOR["model_section"]
-    assert ModelRegistrySpec.model_fields["mlflow"].annotation.__args__[0] is VENDOR["settings"]
-    module, _, attr = VENDOR["backend"].partition(":")
+    assert VENDOR.name == "mlflow" and VENDOR.service_section is None
+    assert ModelSpec.model_fields["mlflow"].annotation.__args__[0] is VENDOR.model_section
+    assert ModelRegistrySpec.model_fields["mlflow"].annotation.__args__[0] is VENDOR.settings
+    module, _, attr = VENDOR.backend.partition(":")
     assert attr == "MlflowBackend" and module == "modelsync.vendors.mlflow.client"
 
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from modelsync import api
+from modelsync.vendors.nemo import schema as nemo_schema
 
 CRD = Path(__file__).resolve().parents[2] / "crds" / "modelsync.io_models.yaml"
 
@@ -38,8 +39,8 @@ def test_the_crd_carries_the_same_rule() -> None:
     props = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     url = props["nemo"]["properties"]["api_endpoint"]["properties"]["url"]
     (rule,) = url["x-kubernetes-validations"]
-    assert api.NEMO_URL_PATTERN in rule["rule"] and rule["message"] == api.NEMO_URL_MESSAGE
-    assert re.fullmatch(api.NEMO_URL_PATTERN[1:-1], "http://nim:8000/v1")
+    assert nemo_schema.NEMO_URL_PATTERN in rule["rule"] and rule["message"] == nemo_schema.NEMO_URL_MESSAGE
+    assert re.fullmatch(nemo_schema.NEMO_URL_PATTERN[1:-1], "http://nim:8000/v1")
     assert "required" not in props["nemo"]["properties"]["api_endpoint"]  # {} empties it in NeMo
 
 

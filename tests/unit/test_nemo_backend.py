@@ -9,9 +9,12 @@ import httpx
 import pydantic
 import pytest
 
-from modelsync.api import ModelSpec, NemoModelSection, describe_validation_error
+from modelsync.api import ModelSpec, describe_validation_error
 from modelsync.backends import backend_class, make_backend
-from modelsync.backends import base, nemo
+from modelsync.backends import base
+from modelsync.vendors.nemo import mapping as nemo
+from modelsync.vendors.nemo.client import NemoBackend
+from modelsync.vendors.nemo.schema import NemoModelSection
 from modelsync.backends.base import (
     CredentialsRejected,
     NameTaken,
@@ -23,7 +26,7 @@ from modelsync.backends.base import (
     Unsupported,
     deterministic_id,
 )
-from modelsync.simulators import nemo as sim
+from modelsync.vendors.nemo import simulator as sim
 from modelsync.simulators.server import serve_in_thread
 
 MODELS = "/apis/models/v2/workspaces/default/models"
@@ -70,13 +73,13 @@ def marker(uid: str = UID) -> str:
 
 
 def test_registered_as_nemo_and_model_only() -> None:
-    assert backend_class("nemo") is nemo.NemoBackend
+    assert backend_class("nemo") is NemoBackend
     b = make_backend(conn())
-    assert isinstance(b, nemo.NemoBackend) and b.name == "nemo"
+    assert isinstance(b, NemoBackend) and b.name == "nemo"
     assert b.supports("Model") and not b.supports("ModelService")
     assert b.workspace == "default"
-    assert nemo.NemoBackend(conn(settings={})).workspace == "default"
-    assert nemo.NemoBackend(conn(settings={"workspace": "team"})).workspace == "team"
+    assert NemoBackend(conn(settings={})).workspace == "default"
+    assert NemoBackend(conn(settings={"workspace": "team"})).workspace == "team"
 
 
 def test_deterministic_name_rules() -> None:
@@ -272,7 +275,7 @@ def admin(server: tuple[str, Any]) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 async def backend(server: tuple[str, Any], admin: httpx.Client) -> Any:
-    b = nemo.NemoBackend(conn(server[0], timeout=5.0))
+    b = NemoBackend(conn(server[0], timeout=5.0))
     yield b
     await b.aclose()
 
@@ -281,7 +284,7 @@ def writes(admin: httpx.Client) -> list[dict[str, Any]]:
     return [e for e in admin.get("/_sim/requests").json() if e["method"] not in ("GET", "HEAD")]
 
 
-async def test_create_returns_inventory_and_observe_is_clean(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_create_returns_inventory_and_observe_is_clean(backend: NemoBackend, admin: httpx.Client) -> None:
     res = model(FULL, nemo_extra={"spec": SPEC})
     assert (await backend.observe(res)) == Observation(exists=False)
     inv = await backend.create(res)
@@ -296,7 +299,7 @@ async def test_create_returns_inventory_and_observe_is_clean(backend: nemo.NemoB
     assert admin.get(f"{MODELS}/{name}").status_code == 200
 
 
-async def test_update_sends_only_changed_fields(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_update_sends_only_changed_fields(backend: NemoBackend, admin: httpx.Client) -> None:
     res = model({"description": "v1", "nemo": {"fileset": "default/fs", "custom_fields": {"a": "1"}}},
                 nemo_extra={"spec": SPEC})
     await backend.create(res)
@@ -322,7 +325,7 @@ async def test_update_sends_only_changed_fields(backend: nemo.NemoBackend, admin
     assert (await backend.observe(changed)).diff == ()
 
 
-async def test_update_single_field(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_update_single_field(backend: NemoBackend, admin: httpx.Client) -> None:
     await backend.create(model({"description": "a", "nemo": {"base_model": "default/b1"}}))
     res = model({"description": "a", "nemo": {"base_model": "default/b2"}})
     obs = await backend.observe(res)
@@ -332,7 +335,7 @@ async def test_update_single_field(backend: nemo.NemoBackend, admin: httpx.Clien
     assert [w["body"] for w in writes(admin)] == [{"base_model": "default/b2"}]
 
 
-async def test_lost_create_response_then_retry_leaves_one(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_lost_create_response_then_retry_leaves_one(backend: NemoBackend, admin: httpx.Client) -> None:
     res = model({"description": "once"})
     admin.put("/_sim/faults", json={"lose_next": 1, "match": "POST"}).raise_for_status()
     with pytest.raises(Recoverable):
@@ -345,7 +348,7 @@ async def test_lost_create_response_then_retry_leaves_one(backend: nemo.NemoBack
     assert (await backend.observe(res)).up_to_date
 
 
-async def test_422_is_terminal_naming_field(backend: nemo.NemoBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_422_is_terminal_naming_field(backend: NemoBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     # bypass local validation to see the registry's own 422 classified
     monkeypatch.setattr(nemo, "_validate", lambda body: None)
     with pytest.raises(Terminal) as ei:
@@ -356,14 +359,14 @@ async def test_422_is_terminal_naming_field(backend: nemo.NemoBackend, monkeypat
     assert "xxxxxxxxxx" not in str(ei.value)  # the echoed input is not repeated
 
 
-async def test_local_validation_sends_nothing(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_local_validation_sends_nothing(backend: NemoBackend, admin: httpx.Client) -> None:
     with pytest.raises(Terminal) as ei:
         await backend.create(model(top_extra={"description": "x" * 1001}))
     assert ei.value.fields == ("spec.description",)
     assert writes(admin) == []
 
 
-async def test_409_adopts_when_marker_ours(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_409_adopts_when_marker_ours(backend: NemoBackend, admin: httpx.Client) -> None:
     res = model({"description": "mine"})
     name = nemo.entity_name(res, backend.conn)
     admin.post(MODELS, json={"name": name, "description": "stale",
@@ -374,7 +377,7 @@ async def test_409_adopts_when_marker_ours(backend: nemo.NemoBackend, admin: htt
 
 
 @pytest.mark.parametrize("custom", [{}, {nemo.OWNER_KEY: "someone-else"}])
-async def test_409_name_taken_when_not_ours(backend: nemo.NemoBackend, admin: httpx.Client,
+async def test_409_name_taken_when_not_ours(backend: NemoBackend, admin: httpx.Client,
                                             custom: dict[str, str]) -> None:
     res = model({"nemo": {"name": "shared-name"}})
     admin.post(MODELS, json={"name": "shared-name", "custom_fields": custom}).raise_for_status()
@@ -394,7 +397,7 @@ async def test_409_name_taken_when_not_ours(backend: nemo.NemoBackend, admin: ht
     ({"throttle_next": 1, "retry_after": 9}, 9.0),
     ({"fail_next": 1, "error_status": 500}, None),
 ])
-async def test_5xx_and_429_are_recoverable(backend: nemo.NemoBackend, admin: httpx.Client,
+async def test_5xx_and_429_are_recoverable(backend: NemoBackend, admin: httpx.Client,
                                            knobs: dict[str, Any], retry_after: float | None) -> None:
     admin.put("/_sim/faults", json=knobs).raise_for_status()
     with pytest.raises(Recoverable) as ei:
@@ -405,7 +408,7 @@ async def test_5xx_and_429_are_recoverable(backend: nemo.NemoBackend, admin: htt
 
 async def test_timeout_is_recoverable(server: tuple[str, Any], admin: httpx.Client) -> None:
     admin.put("/_sim/faults", json={"latency": 1.0}).raise_for_status()
-    b = nemo.NemoBackend(conn(server[0], timeout=0.2))
+    b = NemoBackend(conn(server[0], timeout=0.2))
     try:
         with pytest.raises(Recoverable) as ei:
             await b.observe(model())
@@ -416,7 +419,7 @@ async def test_timeout_is_recoverable(server: tuple[str, Any], admin: httpx.Clie
 
 async def test_connection_refused_is_recoverable() -> None:
     from modelsync.simulators.server import free_port
-    b = nemo.NemoBackend(conn(f"http://127.0.0.1:{free_port()}", timeout=2.0))
+    b = NemoBackend(conn(f"http://127.0.0.1:{free_port()}", timeout=2.0))
     try:
         with pytest.raises(Recoverable):
             await b.observe(model())
@@ -424,7 +427,7 @@ async def test_connection_refused_is_recoverable() -> None:
         await b.aclose()
 
 
-async def test_update_of_vanished_model_is_recoverable(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_update_of_vanished_model_is_recoverable(backend: NemoBackend, admin: httpx.Client) -> None:
     res = model({"description": "a"})
     await backend.create(res)
     changed = model({"description": "b"})
@@ -435,7 +438,7 @@ async def test_update_of_vanished_model_is_recoverable(backend: nemo.NemoBackend
     assert not isinstance(ei.value, Terminal)
 
 
-async def test_delete_and_delete_again(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_delete_and_delete_again(backend: NemoBackend, admin: httpx.Client) -> None:
     res = model()
     await backend.create(res)
     await backend.delete(res)
@@ -447,7 +450,7 @@ async def test_delete_and_delete_again(backend: nemo.NemoBackend, admin: httpx.C
 async def test_missing_workspace(server: tuple[str, Any], admin: httpx.Client) -> None:
     """The platform answers a create in a missing workspace with 422 and a list with 500; asked,
     the entity store says 404: the registry's fault (RegistryMisconfigured), not the spec's."""
-    b = nemo.NemoBackend(conn(server[0], settings={"workspace": "ghost"}))
+    b = NemoBackend(conn(server[0], settings={"workspace": "ghost"}))
     try:
         assert not (await b.observe(model())).exists
         with pytest.raises(Terminal) as ei:
@@ -462,7 +465,7 @@ async def test_missing_workspace(server: tuple[str, Any], admin: httpx.Client) -
 
 async def test_other_workspace(server: tuple[str, Any], admin: httpx.Client) -> None:
     admin.post("/apis/entities/v2/workspaces", json={"name": "team"}).raise_for_status()
-    b = nemo.NemoBackend(conn(server[0], settings={"workspace": "team"}))
+    b = NemoBackend(conn(server[0], settings={"workspace": "team"}))
     try:
         inv = await b.create(model())
         assert inv["workspace"] == "team"
@@ -471,7 +474,7 @@ async def test_other_workspace(server: tuple[str, Any], admin: httpx.Client) -> 
         await b.aclose()
 
 
-async def test_model_service_is_unsupported(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_model_service_is_unsupported(backend: NemoBackend, admin: httpx.Client) -> None:
     svc = Resource(kind="ModelService", name="svc", namespace="ns", uid=UID, generation=1, spec=object())
     for call in (backend.observe(svc), backend.create(svc), backend.update(svc, Observation(exists=True))):
         with pytest.raises(Unsupported) as ei:
@@ -491,14 +494,14 @@ def auth_server() -> Iterator[str]:
 
 
 async def test_token_required_credentials_rejected(auth_server: str) -> None:
-    b = nemo.NemoBackend(conn(auth_server))
+    b = NemoBackend(conn(auth_server))
     try:
         with pytest.raises(CredentialsRejected) as ei:
             await b.observe(model())
         assert "401" in str(ei.value)
     finally:
         await b.aclose()
-    b = nemo.NemoBackend(conn(auth_server, credentials={"token": "wrong-token-xyz"}))
+    b = NemoBackend(conn(auth_server, credentials={"token": "wrong-token-xyz"}))
     try:
         with pytest.raises(CredentialsRejected) as ei:
             await b.create(model())
@@ -508,7 +511,7 @@ async def test_token_required_credentials_rejected(auth_server: str) -> None:
 
 
 async def test_token_accepted(auth_server: str) -> None:
-    b = nemo.NemoBackend(conn(auth_server, credentials={"token": SECRET}))
+    b = NemoBackend(conn(auth_server, credentials={"token": SECRET}))
     try:
         inv = await b.create(model())
         assert (await b.observe(model())).up_to_date
@@ -525,7 +528,7 @@ async def test_secrets_never_in_messages(auth_server: str, monkeypatch: pytest.M
         return httpx.Response(400, json={"detail": f"bad request with {request.headers['Authorization']} "
                                                    f"token={SECRET}"})
 
-    b = nemo.NemoBackend(c, transport=httpx.MockTransport(echo))
+    b = NemoBackend(c, transport=httpx.MockTransport(echo))
     try:
         with pytest.raises(Terminal) as ei:
             await b.create(model())
@@ -537,7 +540,7 @@ async def test_secrets_never_in_messages(auth_server: str, monkeypatch: pytest.M
     def boom(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(f"failed for {request.url} Authorization: Bearer {SECRET}")
 
-    b = nemo.NemoBackend(c, transport=httpx.MockTransport(boom))
+    b = NemoBackend(c, transport=httpx.MockTransport(boom))
     try:
         with pytest.raises(Recoverable) as ei2:
             await b.observe(model())
@@ -553,17 +556,17 @@ async def test_headers_and_tls_settings(monkeypatch: pytest.MonkeyPatch) -> None
         seen_headers.append(request.headers)
         return httpx.Response(404, json={"detail": "not found"})
 
-    b = nemo.NemoBackend(conn(credentials={"token": "abc-123"}), transport=httpx.MockTransport(capture))
+    b = NemoBackend(conn(credentials={"token": "abc-123"}), transport=httpx.MockTransport(capture))
     await b.observe(model())
     assert seen_headers[-1]["Authorization"] == "Bearer abc-123"
     assert seen_headers[-1]["Accept"] == "application/json"
     await b.aclose()
-    b = nemo.NemoBackend(conn(credentials={"user": "x"}), transport=httpx.MockTransport(capture))
+    b = NemoBackend(conn(credentials={"user": "x"}), transport=httpx.MockTransport(capture))
     await b.observe(model())
     assert "Authorization" not in seen_headers[-1]
     await b.aclose()
 
-    b = nemo.NemoBackend(conn(insecure_skip_verify=True, timeout=12.0))
+    b = NemoBackend(conn(insecure_skip_verify=True, timeout=12.0))
     session = b.transport._http()._open()  # type: ignore[attr-defined]
     assert session.connector._ssl is False and session.timeout.sock_read == 12.0
     await b.aclose()
@@ -572,7 +575,7 @@ async def test_headers_and_tls_settings(monkeypatch: pytest.MonkeyPatch) -> None
 # ---------------------------------------------------------------- what the platform's server does (issue 14)
 
 
-async def test_empty_values_reach_the_registry(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_empty_values_reach_the_registry(backend: NemoBackend, admin: httpx.Client) -> None:
     """Empty means empty: "", {} and [] set in the resource are sent and land; nothing absent is sent."""
     res = model({"description": "old", "nemo": {
         "base_model": "default/base", "model_providers": ["default/nim"], "prompt": {"system_prompt": "s"},
@@ -599,7 +602,7 @@ async def test_empty_values_reach_the_registry(backend: nemo.NemoBackend, admin:
     assert (await backend.observe(emptied)).diff == ()  # converged: no write repeated
 
 
-async def test_fields_nemo_cannot_set_are_reported_not_sent(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_fields_nemo_cannot_set_are_reported_not_sent(backend: NemoBackend, admin: httpx.Client) -> None:
     spec = {**SPEC, "head_type": "causal_lm"}
     res = model({"readme": "# hi", "defaultServiceRef": {"name": "vllm"}, "nemo": {"spec": spec}})
     await backend.create(res)
@@ -613,7 +616,7 @@ async def test_fields_nemo_cannot_set_are_reported_not_sent(backend: nemo.NemoBa
     assert (await backend.observe(model())).not_settable == ()
 
 
-async def test_minimum_gpus_sent_never_compared(server: tuple[str, Any], backend: nemo.NemoBackend,
+async def test_minimum_gpus_sent_never_compared(server: tuple[str, Any], backend: NemoBackend,
                                                 admin: httpx.Client) -> None:
     """Reads return spec.minimum_gpus_* as null: sent with spec, stored, and no perpetual diff."""
     res = model(nemo_extra={"spec": {**SPEC, "minimum_gpus_lora": 1, "minimum_gpus_all_weights": 4}})
@@ -631,7 +634,7 @@ def _wait_jobs(app: Any) -> None:
     assert not app["nemo"].pending_jobs()
 
 
-async def test_fileset_job_output_is_kept_when_spec_is_written(server: tuple[str, Any], backend: nemo.NemoBackend,
+async def test_fileset_job_output_is_kept_when_spec_is_written(server: tuple[str, Any], backend: NemoBackend,
                                                                admin: httpx.Client) -> None:
     """A fileset starts the model-spec job, which replaces spec whole. The user's own spec keys
     are set back once; what the job filled in that the user did not set survives the write."""
@@ -656,7 +659,7 @@ async def test_fileset_job_output_is_kept_when_spec_is_written(server: tuple[str
     assert stored["family"] == "mine" and stored["context_size"] == 131072
 
 
-async def test_fileset_only_lets_the_job_own_spec(server: tuple[str, Any], backend: nemo.NemoBackend,
+async def test_fileset_only_lets_the_job_own_spec(server: tuple[str, Any], backend: NemoBackend,
                                                   admin: httpx.Client) -> None:
     res = model({"nemo": {"fileset": "default/ckpt"}})
     await backend.create(res)
@@ -666,7 +669,7 @@ async def test_fileset_only_lets_the_job_own_spec(server: tuple[str, Any], backe
     assert writes(admin) == []
 
 
-async def test_missing_fileset_is_invalid_spec_naming_it(backend: nemo.NemoBackend, admin: httpx.Client) -> None:
+async def test_missing_fileset_is_invalid_spec_naming_it(backend: NemoBackend, admin: httpx.Client) -> None:
     with pytest.raises(Terminal) as ei:
         await backend.create(model({"nemo": {"fileset": "default/not-there"}}))
     assert ei.value.reason == "InvalidSpec" and ei.value.fields == ("spec.nemo.fileset",)
@@ -675,7 +678,7 @@ async def test_missing_fileset_is_invalid_spec_naming_it(backend: nemo.NemoBacke
 
 async def test_trust_remote_code_403_is_invalid_spec_not_credentials() -> None:
     with serve_in_thread(sim.create_app(trust_remote_code_permission=False)) as url:
-        b = nemo.NemoBackend(conn(url))
+        b = NemoBackend(conn(url))
         try:
             with pytest.raises(Terminal) as ei:
                 await b.create(model({"nemo": {"trust_remote_code": True}}))
@@ -691,7 +694,7 @@ async def test_other_403_is_still_credentials_rejected() -> None:
     def deny(request: httpx.Request) -> httpx.Response:
         return httpx.Response(403, json={"detail": "Forbidden"})
 
-    b = nemo.NemoBackend(conn(), transport=httpx.MockTransport(deny))
+    b = NemoBackend(conn(), transport=httpx.MockTransport(deny))
     try:
         with pytest.raises(CredentialsRejected):
             await b.create(model())
@@ -711,7 +714,7 @@ async def test_list_500_asks_the_entity_store(workspace_reply: httpx.Response, e
             return workspace_reply
         return httpx.Response(500, json={"detail": "Failed to list model entities"})
 
-    b = nemo.NemoBackend(conn(), transport=httpx.MockTransport(reply))
+    b = NemoBackend(conn(), transport=httpx.MockTransport(reply))
     try:
         with pytest.raises(base.BackendError) as ei:
             await b.check()
@@ -721,7 +724,7 @@ async def test_list_500_asks_the_entity_store(workspace_reply: httpx.Response, e
         await b.aclose()
 
 
-async def test_api_key_set_in_nemo_survives_an_endpoint_change(backend: nemo.NemoBackend,
+async def test_api_key_set_in_nemo_survives_an_endpoint_change(backend: NemoBackend,
                                                                admin: httpx.Client) -> None:
     """api_endpoint is replaced whole by PATCH: a key set in NeMo must be sent back, not dropped."""
     res = model({"nemo": {"api_endpoint": {"url": "http://nim-a:8000/v1", "model_id": "m"}}})

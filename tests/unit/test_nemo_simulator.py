@@ -8,7 +8,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from modelsync.simulators import nemo as sim
+from modelsync.vendors.nemo import simulator as sim
 from modelsync.simulators import simulator_module
 from modelsync.simulators.server import serve_in_thread
 

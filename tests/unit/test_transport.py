@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from modelsync import api
-from modelsync.backends import http, instill, nemo, zstack
+from modelsync.backends import http
 from modelsync.backends.base import (
     Backend,
     BackendError,
@@ -31,9 +31,15 @@ from modelsync.backends.base import (
     Resource,
     Terminal,
 )
-from modelsync.simulators import instill as instill_sim
-from modelsync.simulators import nemo as nemo_sim
-from modelsync.simulators import zstack as zstack_sim
+from modelsync.vendors.instill import mapping as instill
+from modelsync.vendors.instill import simulator as instill_sim
+from modelsync.vendors.instill.client import InstillBackend
+from modelsync.vendors.nemo import mapping as nemo
+from modelsync.vendors.nemo import simulator as nemo_sim
+from modelsync.vendors.nemo.client import NemoBackend
+from modelsync.vendors.zstack import mapping as zstack
+from modelsync.vendors.zstack import simulator as zstack_sim
+from modelsync.vendors.zstack.client import ZStackBackend
 from modelsync.simulators.server import free_port, serve_in_thread
 
 pytestmark = pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
@@ -104,10 +110,10 @@ class Vendor:
         return httpx.Response(404, json=self.envelope(404, "not found"))
 
 
-ZSTACK = Vendor("zstack", zstack.ZStackBackend, {"accountName": "admin", "password": "password"},
+ZSTACK = Vendor("zstack", ZStackBackend, {"accountName": "admin", "password": "password"},
                 {"modelCenterUuid": CENTER}, {"installPath": "/m"}, "PUT")
-NEMO = Vendor("nemo", nemo.NemoBackend, {"token": "nemo-token-0123456789"}, {"workspace": "default"}, {}, "PATCH")
-INSTILL = Vendor("instill", instill.InstillBackend, {"token": "instill_sk_0123456789"}, {"namespace": "local"},
+NEMO = Vendor("nemo", NemoBackend, {"token": "nemo-token-0123456789"}, {"workspace": "default"}, {}, "PATCH")
+INSTILL = Vendor("instill", InstillBackend, {"token": "instill_sk_0123456789"}, {"namespace": "local"},
                  {"instill": {"modelDefinition": "container", "configuration": {}, "task": "TASK_CHAT",
                               "region": "REGION_LOCAL", "hardware": "CPU"}}, "PATCH")
 VENDORS = [ZSTACK, NEMO, INSTILL]

@@ -10,11 +10,12 @@ import httpx
 import pytest
 
 from modelsync import api
-from modelsync.backends import zstack
+from modelsync.vendors.zstack import mapping as zstack
+from modelsync.vendors.zstack.client import ZStackBackend
 from modelsync.backends.base import (
     CredentialsRejected, Observation, Recoverable, RegistryConnection, Resource, Terminal,
 )
-from modelsync.simulators import zstack as zstack_sim
+from modelsync.vendors.zstack import simulator as zstack_sim
 from modelsync.simulators.server import serve_in_thread
 
 CENTER = "ebf96ce1de2c46fa8af9d503c29bb93d"
@@ -80,7 +81,7 @@ def body_of(entry: dict[str, Any]) -> Any:
 async def test_a_model_setting_every_field_lands_or_is_reported(zsim: tuple[str, Any]) -> None:
     url, app = zsim
     state = app["zstack"]
-    b = zstack.ZStackBackend(conn(url))
+    b = ZStackBackend(conn(url))
     r = res("Model", **EVERY_MODEL_FIELD)
     try:
         inv = await b.create(r)
@@ -120,7 +121,7 @@ async def test_a_model_setting_every_field_lands_or_is_reported(zsim: tuple[str,
 
 async def test_an_update_sends_only_update_model_fields(zsim: tuple[str, Any]) -> None:
     url, app = zsim
-    b = zstack.ZStackBackend(conn(url))
+    b = ZStackBackend(conn(url))
     try:
         await b.create(res("Model", installPath="/m", vendor="A"))
         r2 = res("Model", installPath="/m2", vendor="B", description="d", gpu={"minMemory": "1Gi"}, architecture="X")
@@ -144,7 +145,7 @@ async def test_an_update_sends_only_update_model_fields(zsim: tuple[str, Any]) -
 async def test_a_create_only_change_is_refused_and_nothing_is_sent(
         zsim: tuple[str, Any], change: dict[str, Any], field: str) -> None:
     url, app = zsim
-    b = zstack.ZStackBackend(conn(url))
+    b = ZStackBackend(conn(url))
     base = dict(installPath="/m", version="1.0.0", readme="# r", zstack={"logo": "b2xk", "size": 5})
     try:
         await b.create(res("Model", **base))
@@ -163,7 +164,7 @@ async def test_a_create_only_change_is_refused_and_nothing_is_sent(
 
 async def test_a_system_tag_the_server_has_not_registered_is_invalid_spec(zsim: tuple[str, Any]) -> None:
     url, app = zsim
-    b = zstack.ZStackBackend(conn(url))
+    b = ZStackBackend(conn(url))
     try:
         with pytest.raises(Terminal) as info:
             await b.create(res("Model", installPath="/m", zstack={"systemTags": ["minGpuMemory::1"]}))
@@ -176,7 +177,7 @@ async def test_a_system_tag_the_server_has_not_registered_is_invalid_spec(zsim: 
 
 async def test_a_missing_model_center_is_registry_misconfigured(zsim: tuple[str, Any]) -> None:
     url, _ = zsim
-    b = zstack.ZStackBackend(conn(url, center="0" * 32))
+    b = ZStackBackend(conn(url, center="0" * 32))
     try:
         with pytest.raises(Terminal) as info:
             await b.create(res("Model", installPath="/m"))
@@ -188,7 +189,7 @@ async def test_a_missing_model_center_is_registry_misconfigured(zsim: tuple[str,
 
 async def test_a_default_service_gone_from_zstack_is_dependency_not_ready(zsim: tuple[str, Any]) -> None:
     url, _ = zsim
-    b = zstack.ZStackBackend(conn(url))
+    b = ZStackBackend(conn(url))
     try:
         with pytest.raises(Recoverable) as info:
             await b.create(res("Model", installPath="/m", refs={"defaultService": "ab" * 16}))
@@ -205,7 +206,7 @@ async def test_a_default_service_gone_from_zstack_is_dependency_not_ready(zsim: 
 
 async def test_an_update_whose_model_vanished_is_retried(zsim: tuple[str, Any]) -> None:
     url, app = zsim
-    b = zstack.ZStackBackend(conn(url))
+    b = ZStackBackend(conn(url))
     try:
         inv = await b.create(res("Model", installPath="/m"))
         app["zstack"].delete_model(inv["uuid"])
@@ -222,7 +223,7 @@ async def test_an_update_whose_model_vanished_is_retried(zsim: tuple[str, Any]) 
 
 async def test_a_service_setting_every_field_lands_or_is_reported(zsim: tuple[str, Any]) -> None:
     url, app = zsim
-    b = zstack.ZStackBackend(conn(url))
+    b = ZStackBackend(conn(url))
     r = res("ModelService", **SVC)
     try:
         inv = await b.create(r)
@@ -253,7 +254,7 @@ async def test_a_service_setting_every_field_lands_or_is_reported(zsim: tuple[st
 
 async def test_a_service_install_path_change_is_refused(zsim: tuple[str, Any]) -> None:
     url, _ = zsim
-    b = zstack.ZStackBackend(conn(url))
+    b = ZStackBackend(conn(url))
     try:
         await b.create(res("ModelService", **SVC))
         moved = res("ModelService", **{**SVC, "zstack": {**SVC["zstack"], "installPath": "/opt/other"}})
@@ -271,7 +272,7 @@ def envelope(code: str, details: str = "x", status: int = 503) -> httpx.Response
     return httpx.Response(status, json={"error": {"code": code, "description": "d", "details": details}})
 
 
-def mock_backend(reply: httpx.Response) -> zstack.ZStackBackend:
+def mock_backend(reply: httpx.Response) -> ZStackBackend:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/accounts/login"):
             return httpx.Response(200, json={"inventory": {"uuid": "5" * 32}})
@@ -279,7 +280,7 @@ def mock_backend(reply: httpx.Response) -> zstack.ZStackBackend:
             return httpx.Response(200, json={"inventories": []})
         return reply
 
-    return zstack.ZStackBackend(conn("http://zstack.test"), transport=httpx.MockTransport(handler))
+    return ZStackBackend(conn("http://zstack.test"), transport=httpx.MockTransport(handler))
 
 
 @pytest.mark.parametrize("code,expected,reason", [

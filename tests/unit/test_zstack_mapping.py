@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from modelsync import api
-from modelsync.backends import zstack
+from modelsync.vendors.zstack import mapping as zstack
 from modelsync.backends.base import RegistryConnection, Resource, Terminal, retry_after_seconds
 
 CONN = RegistryConnection(key="ModelRegistry/ml/z", name="z", kind="ModelRegistry", backend="zstack",

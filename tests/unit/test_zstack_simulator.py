@@ -17,7 +17,7 @@ import httpx
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from modelsync.simulators import zstack
+from modelsync.vendors.zstack import simulator as zstack
 from modelsync.simulators.server import serve_in_thread
 
 API = "/zstack/v1"

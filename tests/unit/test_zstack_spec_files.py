@@ -1,5 +1,5 @@
 """The ZStack simulator and client take exactly the fields ZStack publishes for each API: the
-SDK's request structs (copies in operator/modelsync/simulators/specs/zstack/) plus what the seed
+SDK's request structs (copies in operator/modelsync/vendors/zstack/specs/) plus what the seed
 pages add. Anything else is dropped by the real server, so sending it would be a silent no-op."""
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from modelsync.backends import zstack as client
-from modelsync.simulators import zstack as sim
+from modelsync.vendors.zstack import mapping as client
+from modelsync.vendors.zstack import simulator as sim
 
-SPECS = Path(sim.__file__).resolve().parent / "specs" / "zstack"
+SPECS = Path(sim.__file__).resolve().parent / "specs"
 #: seed 002 (AddModel) and seed 000 (UpdateModel) list these besides the SDK's structs
 SEED_ADD_MODEL = {"modelId", "shareMode", "defaultModelServiceUuid"}
 SEED_UPDATE_MODEL = {"vendor", "modelId", "defaultModelServiceUuid", "clearDefaultModelService"}

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "operator"))
 
-from modelsync.simulators import zstack  # noqa: E402
+from modelsync.vendors.zstack import simulator as zstack  # noqa: E402
 from modelsync.simulators.server import ThreadedServer  # noqa: E402
 from modelsync.testing import ControlPlane, K8s  # noqa: E402
 

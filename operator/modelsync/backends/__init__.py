@@ -1,29 +1,23 @@
-"""Registry backends, one module per vendor, found by ``spec.backend``.
+"""Registry backends, found by ``spec.backend``: each vendor's client, listed in :data:`modelsync.vendors.VENDORS`.
 
-Modules are imported on first use, so no backend imports another and a broken
-vendor module cannot stop the others from working.
+Here: the interface every backend implements (:mod:`.base`) and the shared HTTP transport
+(:mod:`.http`). A vendor's client lives in its own package (``modelsync.vendors.<name>.client``)
+and is imported on first use, so no backend imports another and a broken vendor module cannot stop
+the others from working.
 """
 from __future__ import annotations
 
-import importlib
-
+from ..vendors import VENDORS, vendor
 from .base import Backend, RegistryConnection
 
-BACKENDS: dict[str, str] = {
-    "zstack": "modelsync.backends.zstack:ZStackBackend",
-    "nemo": "modelsync.backends.nemo:NemoBackend",
-    "instill": "modelsync.backends.instill:InstillBackend",
-    "mlflow": "modelsync.vendors.mlflow.client:MlflowBackend",
-}
+#: spec.backend → the Backend class as ``module:Class`` (from the vendors' descriptors)
+BACKENDS: dict[str, str] = {name: vendor(name).backend for name in VENDORS}
 
 
 def backend_class(name: str) -> type[Backend]:
-    try:
-        target = BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}") from None
-    module, _, attr = target.partition(":")
-    cls: type[Backend] = getattr(importlib.import_module(module), attr)
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
+    cls: type[Backend] = vendor(name).backend_class()
     return cls
 
 

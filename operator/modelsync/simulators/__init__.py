@@ -1,6 +1,7 @@
 """Local servers faithful to each registry's published API, with fault knobs.
 
-Each vendor module exposes:
+Each vendor's simulator lives in its package (``modelsync.vendors.<name>.simulator``, named by its
+descriptor) and exposes:
 
 * ``add_arguments(parser)``: its own flags (port, credentials, ...);
 * ``create_app(**options) -> aiohttp.web.Application``: built with
@@ -8,19 +9,19 @@ Each vendor module exposes:
 * ``app_from_args(args) -> Application`` and ``banner(app, url) -> str``
   (what the CLI prints when it starts: where it listens and how to log in).
 
+Here: the shared plumbing (:mod:`.faults`, :mod:`.server`) and the table.
 ``modelsync simulate <vendor> --port N`` runs one in the foreground.
 """
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-SIMULATORS = ("zstack", "nemo", "instill", "mlflow")
-#: simulators that live in their vendor's package (modelsync.vendors.<name>), not here
-_VENDOR_PACKAGES = {"mlflow": "modelsync.vendors.mlflow.simulator"}
+from ..vendors import VENDORS, vendor
+
+SIMULATORS: tuple[str, ...] = VENDORS
 
 
 def simulator_module(name: str) -> ModuleType:
     if name not in SIMULATORS:
         raise ValueError(f"unknown simulator {name!r}; known: {', '.join(SIMULATORS)}")
-    return importlib.import_module(_VENDOR_PACKAGES.get(name, f"modelsync.simulators.{name}"))
+    return vendor(name).simulator_module()

@@ -44,7 +44,7 @@ class Faults:
     fail_next: int = 0
     throttle_next: int = 0
     lose_next: int = 0
-    match: str = ""  # "POST /zstack/v1/ai/models" limits faults to those requests
+    match: str = ""  # "POST /v1/models" limits faults to those requests
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name: f.type for f in dataclasses.fields(self)}

@@ -6,19 +6,22 @@ rest of ModelSync.
 """
 from __future__ import annotations
 
-from typing import Any
-
+from .. import Vendor
 from .schema import MlflowModelSection, MlflowRegistrySettings
 
-VENDOR: dict[str, Any] = {
-    "name": "mlflow",
-    "settings": MlflowRegistrySettings,
-    "model_section": MlflowModelSection,
-    "service_section": None,
-    "backend": "modelsync.vendors.mlflow.client:MlflowBackend",
-    "simulator": "modelsync.vendors.mlflow.simulator:create_app",
+VENDOR = Vendor(
+    name="mlflow",
+    title="MLflow Model Registry",
+    short="MLflow",
+    backend="modelsync.vendors.mlflow.client:MlflowBackend",
+    simulator="modelsync.vendors.mlflow.simulator",
+    settings=MlflowRegistrySettings,
+    model_section=MlflowModelSection,
     #: keys of the registry's credentials Secret: a bearer token, or HTTP Basic (all optional)
-    "secret_keys": ("token", "username", "password"),
-}
+    secret_keys=("token", "username", "password"),
+    credentials="MLflow (optional) token, or username and password",
+    external_id="an MLflow registered model name",
+    docs="docs/mlflow.md",
+)
 
 __all__ = ["VENDOR", "MlflowModelSection", "MlflowRegistrySettings"]

@@ -1,9 +1,8 @@
 """The CRD sections of MLflow: ``ModelRegistry.spec.mlflow`` and ``Model.spec.mlflow``.
 
-The same conventions as :mod:`modelsync.api` (frozen models that refuse unknown keys, attribute
-docstrings as the CRD's descriptions, CEL rules as ``x-kubernetes-validations``). ``modelsync.api``
-imports these classes, so this module cannot import it: it has its own copy of the base and of
-``rules()``.
+Built on :mod:`modelsync.fields` (frozen models that refuse unknown keys, attribute docstrings as the
+CRD's descriptions, CEL rules as ``x-kubernetes-validations``); :mod:`modelsync.api` places them in
+the specs through :data:`~modelsync.vendors.mlflow.VENDOR`.
 
 Limits are MLflow 3.17's (``mlflow/utils/validation.py`` and the SQL store's columns in
 ``mlflow/store/model_registry/dbmodels/models.py``): a registered model name of at most 256
@@ -14,9 +13,10 @@ letters, digits, ``_`` and ``-``, at most 255, neither ``latest`` nor ``v<digits
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from ...fields import Schema as _Schema, rules
 
 #: registered model names ModelSync writes: what MLflow accepts (no '/' or ':', not a relative path)
 #: and nothing that needs quoting in a search filter (no quotes, backticks or backslashes)
@@ -33,16 +33,6 @@ ALIAS_PATTERN = r"^[A-Za-z0-9_-]+$"
 MAX_ALIAS = 255
 #: a name prefix: the name's own characters
 PREFIX_PATTERN = r"^[A-Za-z0-9_. -]*$"
-
-
-def rules(*entries: tuple[str, ...]) -> dict[str, Any]:
-    """CEL admission rules as the CRD's x-kubernetes-validations (as :func:`modelsync.api.rules`)."""
-    keys = ("rule", "message", "fieldPath", "reason")
-    return {"x-kubernetes-validations": [dict(zip(keys, e)) for e in entries]}
-
-
-class _Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class MlflowRegistrySettings(_Schema):

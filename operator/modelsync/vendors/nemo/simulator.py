@@ -74,7 +74,7 @@ import pydantic
 from aiohttp import web
 from pydantic import AnyUrl, BaseModel, Field
 
-from . import faults as faults_mod
+from ...simulators import faults as faults_mod
 
 MODELS_PREFIX = "/apis/models/v2/workspaces"
 WORKSPACES_PATH = "/apis/entities/v2/workspaces"

@@ -19,7 +19,7 @@ Where the behaviour comes from (instill-ai/model-backend @ v0.38.5 unless said o
 * ``POST   /v1alpha/namespaces/{ns}/models`` → 201 ``{"model": {...}}`` (``pkg/handler/public.go``
   ``CreateNamespaceModel``), in the server's order: the id (RFC-1034, 400); the body, converted
   to snake_case as ``protojson`` marshals it (proto names, unpopulated fields left out), validated
-  with the published JSON Schema ``config/model/model.json`` (shipped in ``specs/instill/``,
+  with the published JSON Schema ``config/model/model.json`` (shipped in ``specs/``,
   draft-07, ``format`` asserted: 400 "Model spec is invalid …"); the namespace (500, see below);
   an existing id (409); the model definition; ``configuration`` against the definition's
   ``configurationSchema`` (the container definition allows no keys: 400 "Model configuration is
@@ -99,17 +99,17 @@ from typing import Any
 import jsonschema
 from aiohttp import web
 
-from .faults import Faults, add_fault_arguments, faults_from_args, make_app
+from ...simulators.faults import Faults, add_fault_arguments, faults_from_args, make_app
 
 DEFAULT_TOKEN = "instill_sk_local"
 DEFAULT_NAMESPACE = "local"
 DEFAULT_PORT = 8080
 
-#: the published files (see specs/instill/README.md for their sources)
-SPEC_PACKAGE = "modelsync.simulators"
-MODEL_SCHEMA_FILE = "specs/instill/model-backend-v0.38.5-config-model.json"
-AIP_MODEL_SCHEMA_FILE = "specs/instill/model-backend-main-fc6bbc0-config-model.json"
-MODEL_DEFINITIONS_FILE = "specs/instill/model-backend-v0.38.5-model_definitions.json"
+#: the published files (see specs/README.md for their sources)
+SPEC_PACKAGE = "modelsync.vendors.instill"
+MODEL_SCHEMA_FILE = "specs/model-backend-v0.38.5-config-model.json"
+AIP_MODEL_SCHEMA_FILE = "specs/model-backend-main-fc6bbc0-config-model.json"
+MODEL_DEFINITIONS_FILE = "specs/model-backend-v0.38.5-model_definitions.json"
 
 #: the two generations of the model API (see the module doc)
 LEGACY, AIP = "legacy", "aip"

@@ -67,7 +67,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
      "spec.instill.task: Unsupported value"),
     ("instill id rule", {"kind": "Model", "spec": {"registries": REG, "instill": {"id": "Bad_Id"}}},
      "spec.instill.id"),
-    ("registry backend enum", {"kind": "ModelRegistry", "spec": {"backend": "mlflow", "endpoint": "http://x"}},
+    ("registry backend enum", {"kind": "ModelRegistry", "spec": {"backend": "acme", "endpoint": "http://x"}},
      "spec.backend: Unsupported value"),
     ("registry endpoint scheme", {"kind": "ModelRegistry", "spec": {"backend": "nemo", "endpoint": "ftp://x"}},
      "spec.endpoint"),

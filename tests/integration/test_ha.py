@@ -20,7 +20,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from modelsync.simulators.server import free_port
-from modelsync.testing import ControlPlane, K8s, OperatorProcess
+from modelsync.testing import ControlPlane, K8s, OperatorProcess, eventually
 
 from .conftest import Sim, model, start_sim
 
@@ -177,14 +177,27 @@ def wait_holder(kube: K8s, name: str, among: set[str], timeout: float) -> tuple[
     raise TimeoutError(f"the Lease {name} is not held by any of {among} after {timeout}s: {lease(kube, name)}")
 
 
+def audit_log(cp: ControlPlane) -> list[str]:
+    """The audit log's lines, once it holds every request made before this call: the apiserver
+    writes it in batches (up to a second late), so a marker request is made and the log read until
+    the marker is in it (a batch holds what came before it)."""
+    marker = f"audit-marker-{uuid.uuid4().hex[:12]}"
+    cp.kubectl_run("get", "configmap", marker, "-n", "default", "--ignore-not-found", check=False)
+
+    def flushed() -> list[str]:
+        lines = cp.audit_log.read_text().splitlines() if cp.audit_log.exists() else []
+        return lines if any(marker in line for line in lines[-500:]) else []
+
+    return eventually(flushed, "audit batch with the marker request", timeout=30)
+
+
 def audit_writes(cp: ControlPlane, user: str, *, since: float = 0.0, until: float = float("inf")) -> list[str]:
     """The writes ``user`` made between two wall-clock times (Leases left out: campaigning is not
     reconciling), as "verb resource/subresource namespace/name"."""
     import datetime
 
-    time.sleep(2.5)  # the audit backend flushes its batch every second
     out = []
-    for line in cp.audit_log.read_text().splitlines():
+    for line in audit_log(cp):
         e = json.loads(line)
         if e.get("stage") != "ResponseComplete" or e.get("user", {}).get("username") != user:
             continue
@@ -411,7 +424,7 @@ def test_shards_sync_only_their_own_objects(cp: ControlPlane, kube: K8s, zsim: S
             kube.create(body, hns)
         kube.wait_condition("Model", "ma", hns, "Ready", timeout=30)
         kube.wait_condition("Model", "mb", hns, "Ready", timeout=30)
-        time.sleep(2)
+        time.sleep(2)  # a quiet period: no shard may reconcile mc meanwhile
         assert not (kube.get("Model", "mc", hns).get("status") or {}).get("conditions"), "no shard owns shard=c"
         kube.patch("Model", "mc", hns, {"metadata": {"labels": {"shard": "a"}}})  # moved into shard a
         kube.wait_condition("Model", "mc", hns, "Ready", timeout=30)
@@ -435,9 +448,8 @@ def audit_write_times(cp: ControlPlane, user: str) -> list[float]:
     """When ``user`` made each of its writes (Leases left out), from the audit log."""
     import datetime
 
-    time.sleep(2.5)  # the audit backend flushes its batch every second
     out = []
-    for line in cp.audit_log.read_text().splitlines():
+    for line in audit_log(cp):
         e = json.loads(line)
         if e.get("stage") != "ResponseComplete" or e.get("user", {}).get("username") != user:
             continue

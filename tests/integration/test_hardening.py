@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from modelsync.testing import ControlPlane, K8s, OperatorProcess
+from modelsync.testing import ControlPlane, K8s, OperatorProcess, eventually
 from modelsync.testing.k8s import condition
 
 from .conftest import RESYNC_SECONDS, Sim, model, service, start_sim
@@ -77,7 +77,7 @@ def test_fields_stored_but_not_reflected_are_written_once(
     entry = obj["status"]["registries"][0]
     assert {"servicePorts", "serviceLivez", "serviceBootupTime"} <= set(entry["unobservedFields"])
     assert "servicePorts" not in entry["inventory"]
-    time.sleep(RESYNC_SECONDS * 3)  # resyncs look again and must not write
+    time.sleep(RESYNC_SECONDS * 3)  # a quiet period: resyncs look again and must not write
     writes = tagless.writes("/zstack/v1/ai/model-services")
     # AddModelService, then the one UpdateModelService with what only it takes
     assert [w["method"] for w in writes] == ["POST", "PUT"], writes
@@ -88,7 +88,7 @@ def test_fields_stored_but_not_reflected_are_written_once(
     tagless.clear_journal()
     k8s.patch("ModelService", "tags", ns, {"spec": {"ports": [9000]}})
     gen_ready(k8s, "ModelService", "tags", ns, 2, timeout=10)
-    time.sleep(RESYNC_SECONDS * 2)
+    time.sleep(RESYNC_SECONDS * 2)  # a quiet period: resyncs must not send it again
     writes = tagless.writes("/zstack/v1/ai/model-services")
     assert len(writes) == 1 and writes[0]["method"] == "PUT", writes
     assert writes[0]["body"] == {"updateModelService": {"servicePorts": [9000]}}
@@ -131,7 +131,7 @@ def test_token_with_trailing_newline_works_and_odd_characters_are_refused_unseen
                    what="Synced=False CredentialsInvalid")
     assert condition(obj, "Ready")["status"] == "False"
     assert not [e for e in isim.journal() if "Zq7odd" in json.dumps(e)]
-    time.sleep(RESYNC_SECONDS)
+    time.sleep(RESYNC_SECONDS)  # a quiet period: retries and resyncs must not leak it either
     for fragment in ("Zq7odd", "Tok3n-4471", "instill_sk_local"):
         assert not _leaks(k8s, ns, operator, fragment)
 
@@ -143,7 +143,7 @@ def test_url_userinfo_is_refused_at_admission_and_never_logged(
     with pytest.raises(ApiException) as err:
         zregistry(k8s, ns, zsim, name="userinfo", endpoint=zsim.url.replace("http://", "http://admin:Us3rInf0Pw@"))
     assert "spec.endpoint" in err.value.body
-    time.sleep(1)
+    time.sleep(1)  # a quiet period: the operator never sees the refused object, so never logs it
     assert "Us3rInf0Pw" not in operator.log()
 
 
@@ -172,7 +172,7 @@ def test_retry_after_is_a_floor_and_an_outage_ends_in_ready_soon(
     names = [f"out{i}" for i in range(5)]
     for n in names:
         k8s.create(model(n, ["zstack"], **QWEN), ns)
-    time.sleep(outage)
+    time.sleep(outage)  # the outage lasts this long (not a wait for a state)
     zsim.faults(error_rate=0.0)
     recovered = time.monotonic()
     # Retry-After: 1 did not turn into one request a second per object
@@ -205,12 +205,9 @@ def test_waiting_for_a_dependency_is_a_normal_event(k8s: K8s, ns: str, zsim: Sim
     k8s.create(model("waits", ["zstack"], defaultServiceRef={"name": "later"}, **QWEN), ns)
     k8s.wait("Model", "waits", ns, lambda o: condition(o, "Synced").get("reason") == "DependencyNotReady",
              what="DependencyNotReady")
-    deadline = time.monotonic() + 10
-    events = []
-    while time.monotonic() < deadline and not events:
-        events = [e for e in k8s.events(ns, "waits") if e.reason == "DependencyNotReady"]
-        time.sleep(0.5)
-    assert events and all(e.type == "Normal" for e in events)
+    events = eventually(lambda: [e for e in k8s.events(ns, "waits") if e.reason == "DependencyNotReady"],
+                        "DependencyNotReady Event", timeout=10)
+    assert all(e.type == "Normal" for e in events)
 
 
 # ---------------------------------------------------------------- the apiserver restarts
@@ -243,7 +240,7 @@ def test_large_readme_is_bounded_and_never_loops(k8s: K8s, ns: str, zsim: Sim, o
     status = json.dumps(obj["status"])
     assert len(status) < 16_000, len(status)  # the introduction echoing the readme is not copied
     assert "kopf" not in obj["status"]
-    time.sleep(1)
+    time.sleep(1)  # a settling period: whatever follows Ready lands before the resourceVersion is read
     rv = k8s.get("Model", "big", ns)["metadata"]["resourceVersion"]
-    time.sleep(RESYNC_SECONDS * 2)
+    time.sleep(RESYNC_SECONDS * 2)  # a quiet period: resyncs must not write
     assert k8s.get("Model", "big", ns)["metadata"]["resourceVersion"] == rv

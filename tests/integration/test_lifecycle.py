@@ -4,11 +4,11 @@ drift, and one Model fanned out to ZStack + NeMo + Instill with one registry fai
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
-from modelsync.testing import K8s, OperatorProcess
+from modelsync.testing import K8s, OperatorProcess, eventually
 from modelsync.testing.k8s import condition
 
 from .conftest import RESYNC_SECONDS, Sim, model, start_sim
@@ -94,15 +94,6 @@ def writes(sim: Sim) -> list[dict[str, Any]]:
 
 def external_id(obj: dict[str, Any], registry: str) -> str:
     return next(e["externalId"] for e in obj["status"]["registries"] if e["name"] == registry)
-
-
-def eventually(predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise TimeoutError(what)
 
 
 # ---------------------------------------------------------------- deletion
@@ -193,7 +184,7 @@ def test_observe_only_reports_a_difference_and_never_writes(k8s: K8s, lns: str, 
     assert (ready["status"], ready["reason"]) == ("True", "Differs") and "description" in ready["message"]
     assert condition(obj, "Synced")["status"] == "True" and condition(obj, "Stalled")["status"] == "False"
     assert "finalizers" not in obj["metadata"] or "modelsync.io/finalizer" not in obj["metadata"]["finalizers"]
-    time.sleep(RESYNC_SECONDS * 2)  # resyncs look again
+    time.sleep(RESYNC_SECONDS * 2)  # a quiet period: resyncs look again and must not write
 
     def mine(e: dict[str, Any]) -> bool:  # other tests' Models share the simulator
         return eid in e["path"] or eid in str(e.get("body"))
@@ -223,7 +214,7 @@ def test_pause_makes_no_registry_call(k8s: K8s, lns: str, sims: dict[str, Sim]) 
     k8s.wait_condition("Model", "nap", lns, "Paused")
     sims["zstack"].clear_journal()
     k8s.patch("Model", "nap", lns, {"spec": {"description": "while paused"}})
-    time.sleep(RESYNC_SECONDS * 2)
+    time.sleep(RESYNC_SECONDS * 2)  # a quiet period: a paused resource makes no registry call
     # (other tests' Models in other namespaces share the simulator: only this one's calls count)
     assert [e for e in sims["zstack"].journal() if eid in e["path"] or eid in str(e.get("body"))] == []
     k8s.patch("Model", "nap", lns, {"metadata": {"annotations": {"modelsync.io/paused": None}}})
@@ -240,7 +231,7 @@ def test_drift_is_corrected_and_reported_and_sync_requested_at_is_prompt(
     state = sims["zstack"].app["zstack"]
     state.models[eid].fields["description"] = "changed in the UI"
     state.models[eid].fields["vendor"] = "someone"
-    time.sleep(RESYNC_SECONDS * 2)  # the 1h interval: nothing looks yet
+    time.sleep(RESYNC_SECONDS * 2)  # a quiet period: with the 1h interval nothing looks yet
     assert state.model_inventory(eid)["description"] == "changed in the UI"
     asked = time.monotonic()
     k8s.patch("Model", "drifty", lns, {"metadata": {"annotations": {"modelsync.io/sync-requested-at": "now-1"}}})

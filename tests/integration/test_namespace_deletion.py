@@ -18,7 +18,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from modelsync.api import GROUP, VERSION
-from modelsync.testing import K8s, OperatorProcess
+from modelsync.testing import K8s, OperatorProcess, eventually
 
 from .conftest import Sim, model, start_sim
 
@@ -91,7 +91,7 @@ def test_a_namespace_with_its_registry_secret_and_models_deletes_completely(
     try:
         _delete_as_the_namespace_controller_does(k8s, ns)
         if failing:
-            time.sleep(OUTAGE / 2)
+            time.sleep(OUTAGE / 2)  # the outage lasts OUTAGE seconds (not a wait for a state)
             left = _content(k8s, ns)
             assert len(left.get("models", [])) == MODELS, left  # their entries cannot go yet
             assert left.get("modelregistries") == ["zstack"] and left.get("secrets") == ["zstack-creds"], left
@@ -99,14 +99,17 @@ def test_a_namespace_with_its_registry_secret_and_models_deletes_completely(
     finally:
         zsim.faults(error_rate=0.0)
     healed = time.monotonic()
-    deadline = healed + 60
     left: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def emptied() -> bool:
+        nonlocal left
         left = _content(k8s, ns)
-        if not left:
-            break
-        time.sleep(0.5)
-    assert not left, f"still there {time.monotonic() - healed:.0f}s after the registry recovered: {left}"
+        return not left
+
+    try:
+        eventually(emptied, "empty namespace", timeout=60, interval=0.5)
+    except TimeoutError:
+        raise AssertionError(f"still there {time.monotonic() - healed:.0f}s after the registry recovered: {left}") from None
     print(f"namespace content gone {time.monotonic() - healed:.1f}s after the registry "
           f"{'recovered' if failing else 'was asked'} ({time.monotonic() - started:.1f}s after the delete)")
     _finalize_namespace(k8s, ns)

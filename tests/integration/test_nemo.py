@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 from modelsync import api
 from modelsync.backends.base import RegistryConnection, Resource
 from modelsync.vendors.nemo.mapping import OWNER_KEY, RESOURCE_KEY, entity_name, owner_marker
-from modelsync.testing import K8s, OperatorProcess
+from modelsync.testing import K8s, OperatorProcess, eventually
 from modelsync.testing.k8s import PLURALS, condition
 
 from .conftest import RESYNC_SECONDS, Sim, model, service, start_sim
@@ -167,13 +167,9 @@ def sim_create(sim: Sim, body: dict[str, Any], token: str | None = None) -> dict
 
 
 def wait_journal(sim: Sim, predicate: Any, timeout: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for e in sim.journal():
-            if predicate(e):
-                return e
-        time.sleep(0.05)
-    raise TimeoutError("no such request reached the simulator")
+    found: dict[str, Any] = eventually(lambda: next((e for e in sim.journal() if predicate(e)), None),
+                                       "such request at the simulator", timeout=timeout, interval=0.05)
+    return found
 
 
 LLAMA = dict(
@@ -229,7 +225,7 @@ def test_update_sends_only_changed_fields(k8s: K8s, nns: str, nsim: Sim) -> None
     k8s.patch("Model", "upd", nns, {"spec": {"description": "now with tools",
                                              "nemo": {"base_model": "default/llama-3.1-8b-base"}}})
     obj = at_generation(k8s, "upd", nns, 2)
-    time.sleep(RESYNC_SECONDS * 1.5)  # a resync after the update must not send it again
+    time.sleep(RESYNC_SECONDS * 1.5)  # a quiet period: a resync after the update must not send it again
     writes = [e for e in about(nsim, name) if e["method"] not in ("GET", "HEAD")]
     assert len(writes) == 1, writes
     assert writes[0]["method"] == "PATCH"
@@ -247,21 +243,18 @@ def _watch_streams(op: OperatorProcess) -> int:
 def test_unchanged_resync_and_restart_write_nothing(k8s: K8s, nns: str, nsim: Sim, operator: OperatorProcess) -> None:
     k8s.create(model("calm", ["nemo"], **LLAMA), nns)
     k8s.wait_condition("Model", "calm", nns, "Ready")
-    time.sleep(1)  # let the create's own follow-up (diff-base) settle
+    time.sleep(1)  # a settling period: the create's own follow-ups land before the journal is cleared
     before = k8s.get("Model", "calm", nns)
     name = before["status"]["registries"][0]["externalId"]
     nsim.clear_journal()
-    time.sleep(RESYNC_SECONDS * 3)  # several resync timers fire
+    time.sleep(RESYNC_SECONDS * 3)  # a quiet period: several resync timers fire and must not write
     reads = [e for e in about(nsim, name) if e["method"] == "GET"]
     assert len(reads) >= 2, "the resyncs did not look at the registry"
     # the resume handler runs on restart: it must not write either
     streams = _watch_streams(operator)
     operator.restart()
-    deadline = time.monotonic() + 60
-    while _watch_streams(operator) <= streams and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _watch_streams(operator) > streams, "the operator did not come back"
-    time.sleep(RESYNC_SECONDS * 2)
+    eventually(lambda: _watch_streams(operator) > streams, "watch streams of the restarted operator", timeout=60)
+    time.sleep(RESYNC_SECONDS * 2)  # a quiet period: the restarted operator looks again and must not write
     journal = nsim.journal()
     assert len([e for e in about(nsim, name) if e["method"] == "GET"]) > len(reads)
     assert [e for e in journal if e["method"] not in ("GET", "HEAD")] == []
@@ -291,7 +284,7 @@ def test_description_too_long_for_nemo_is_terminal(k8s: K8s, nns: str, nsim: Sim
     assert "spec.description" in synced["message"] and "1000" in synced["message"]
     assert condition(obj, "Ready")["status"] == "False"
     name = entity_name(as_resource(obj), conn(nns, nsim))
-    time.sleep(RESYNC_SECONDS * 3)
+    time.sleep(RESYNC_SECONDS * 3)  # a quiet period: the refused spec is never sent
     assert about(nsim, name) == [] and owned_by(nsim, nns, "wordy") == []
     # fixing the spec retries
     k8s.patch("Model", "wordy", nns, {"spec": {"description": "short"}})
@@ -309,7 +302,7 @@ def test_registry_422_is_terminal_naming_the_field(k8s: K8s, nns: str, nsim: Sim
     assert "HTTP 422" in synced["message"] and "api_endpoint.url" in synced["message"]
     assert obj["status"]["registries"][0]["reason"] == "InvalidSpec"
     name = entity_name(as_resource(obj), conn(nns, nsim))
-    time.sleep(RESYNC_SECONDS * 3)  # several resyncs: a rejected spec is not sent again
+    time.sleep(RESYNC_SECONDS * 3)  # a quiet period: several resyncs, a rejected spec is not sent again
     posts = [e for e in about(nsim, name) if e["method"] == "POST"]
     assert len(posts) == 1, posts
     assert name not in entities(nsim)
@@ -329,7 +322,7 @@ def test_foreign_entity_with_the_name_is_name_taken(k8s: K8s, nns: str, nsim: Si
     assert synced["reason"] == "NameTaken"
     assert taken in synced["message"] and "not managed by this resource" in synced["message"]
     assert "spec.nemo.name" in synced["message"]
-    time.sleep(RESYNC_SECONDS * 2)
+    time.sleep(RESYNC_SECONDS * 2)  # a quiet period: the foreign entity is never touched
     assert entities(nsim)[taken] == foreign  # untouched
     # one create was tried (the first try does not read first; the 409 answered it) and
     # nothing after it: no update, no delete, no second create over the resyncs
@@ -414,7 +407,7 @@ def test_model_service_is_unsupported(k8s: K8s, cleanup: str, nsim_fresh: Sim) -
     assert "ModelService" in synced["message"]
     assert condition(obj, "Ready")["status"] == "False"
     assert obj["status"]["registries"][0]["reason"] == "Unsupported"
-    time.sleep(RESYNC_SECONDS * 2)
+    time.sleep(RESYNC_SECONDS * 2)  # a quiet period: nothing is asked of the registry for it
     # The only requests are the registry's own Ready probe (GET .../models?page_size=1, by
     # ModelRegistry's check): nothing was read, created or changed for the ModelService.
     journal = nsim_fresh.journal()
@@ -443,7 +436,9 @@ def test_bearer_token_used_and_never_shown(k8s: K8s, cleanup: str, nsim_auth: Si
                    what="Synced=False/CredentialsRejected")
     assert condition(bad, "Synced")["status"] == "False"
     assert "401" in condition(bad, "Synced")["message"]
-    time.sleep(1)  # the warning Event of the rejected sync is posted after the status
+    # the warning Event of the rejected sync is posted after the status
+    eventually(lambda: [e for e in k8s.events(ns, "denied") if e.reason == "CredentialsRejected"],
+               "CredentialsRejected Event", timeout=10)
     texts = [str(k8s.get("Model", "secured", ns)), str(k8s.get("Model", "denied", ns)),
              " ".join(f"{e.reason} {e.message}" for n in ("secured", "denied") for e in k8s.events(ns, n)),
              operator.log()]
@@ -525,14 +520,12 @@ def test_every_field_lands_or_is_reported_and_is_written_once(k8s: K8s, nns: str
     name = entry["externalId"]
     # the fileset started NeMo's model-spec job, which rewrote spec; the user's keys are set back
     # once, and from then on nothing is written again
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (nsim.app["nemo"].pending_jobs() or
-                                           entities(nsim)[name]["spec"].get("family") != "llama-mine"):
-        time.sleep(0.2)
+    eventually(lambda: not nsim.app["nemo"].pending_jobs() and entities(nsim)[name]["spec"].get("family") == "llama-mine",
+               "model-spec job done and the family set back", timeout=30)
     assert [j["status"] for j in nsim.app["nemo"].jobs if j["model"] == f"default/{name}"] == ["completed"]
-    time.sleep(RESYNC_SECONDS * 1.5)
+    time.sleep(RESYNC_SECONDS * 1.5)  # a settling period: the set-back and its status write land
     nsim.clear_journal()
-    time.sleep(RESYNC_SECONDS * 3)
+    time.sleep(RESYNC_SECONDS * 3)  # a quiet period: resyncs look and must not write
     assert [e for e in about(nsim, name) if e["method"] == "GET"], "no resync ran"
     assert [e for e in about(nsim, name) if e["method"] not in ("GET", "HEAD")] == []
     assert condition(k8s.get("Model", "every", nns), "Ready")["status"] == "True"
@@ -597,10 +590,10 @@ def test_registry_status_write_does_not_abort_requests_in_flight(
 def test_unchanged_resync_sends_no_status_patch(k8s: K8s, nns: str, nsim: Sim, operator: OperatorProcess) -> None:
     k8s.create(model("still", ["nemo"], **LLAMA), nns)
     name = k8s.wait_condition("Model", "still", nns, "Ready")["status"]["registries"][0]["externalId"]
-    time.sleep(1)  # the create's own follow-ups
+    time.sleep(1)  # a settling period: the create's own follow-ups land first
     start = len(operator.log())
     nsim.clear_journal()
-    time.sleep(RESYNC_SECONDS * 3)
+    time.sleep(RESYNC_SECONDS * 3)  # a quiet period: resyncs look and must not patch status
     assert len([e for e in about(nsim, name) if e["method"] == "GET"]) >= 2, "no resync ran"
     patches = [line for line in operator.log()[start:].splitlines()
                if line.startswith("Merge-patching the status") and name in line]

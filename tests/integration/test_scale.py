@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from modelsync.testing import K8s, OperatorProcess
+from modelsync.testing import K8s, OperatorProcess, eventually
 from modelsync.testing.k8s import condition
 
 from .conftest import RESYNC_SECONDS, WORKERS, Sim, model, start_sim
@@ -34,15 +34,18 @@ def registry(k8s: K8s, ns: str, sim: Sim, timeout: str) -> None:
 
 
 def all_ready(k8s: K8s, ns: str, n: int, timeout: float) -> list[dict]:
-    deadline = time.monotonic() + timeout
     items: list[dict] = []
-    while time.monotonic() < deadline:
+
+    def ready() -> list[dict]:
+        nonlocal items
         items = k8s.custom.list_namespaced_custom_object("modelsync.io", "v1alpha1", ns, "models")["items"]
-        if len(items) == n and all(condition(o, "Ready").get("status") == "True" for o in items):
-            return items
-        time.sleep(0.5)
-    ready = sum(1 for o in items if condition(o, "Ready").get("status") == "True")
-    raise TimeoutError(f"{ready}/{n} Ready after {timeout}s")
+        return items if len(items) == n and all(condition(o, "Ready").get("status") == "True" for o in items) else []
+
+    try:
+        return eventually(ready, f"{n} Models Ready", timeout=timeout, interval=0.5)
+    except TimeoutError:
+        done = sum(1 for o in items if condition(o, "Ready").get("status") == "True")
+        raise TimeoutError(f"{done}/{n} Ready after {timeout}s") from None
 
 
 def test_a_burst_beyond_the_bound_completes_without_request_timeouts(
@@ -71,13 +74,13 @@ def test_restart_over_ready_objects_writes_nothing(
     for i in range(n):
         k8s.create(model(f"r{i:03d}", ["z"], installPath=f"/m/{i}", gpu={"minMemory": "1Gi"}), ns)
     all_ready(k8s, ns, n, timeout=60)
-    time.sleep(1)
+    time.sleep(1)  # a settling period: what follows the last Ready lands before the versions are read
     before = {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in
               k8s.custom.list_namespaced_custom_object("modelsync.io", "v1alpha1", ns, "models")["items"]}
     zsim.clear_journal()
     operator.restart()
     operator.wait_for_log("Starting the watch-stream", timeout=60)
-    time.sleep(RESYNC_SECONDS * 3)  # every object is looked at again within one interval
+    time.sleep(RESYNC_SECONDS * 3)  # a quiet period: every object is looked at again and must not be written
     after = {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in
              k8s.custom.list_namespaced_custom_object("modelsync.io", "v1alpha1", ns, "models")["items"]}
     assert after == before  # not one write to any of them

@@ -2,6 +2,7 @@
 
 * :class:`ControlPlane`: a real etcd + kube-apiserver on loopback;
 * :class:`OperatorProcess`: ``python -m modelsync`` as a subprocess against it;
+* :func:`eventually`: wait for a state by polling it (:mod:`modelsync.testing.poll`);
 * the pytest plugin (:mod:`modelsync.testing.pytest_plugin`, loaded automatically)
   gives the fixtures ``control_plane``, ``kubeconfig`` and ``k8s``.
 """
@@ -14,10 +15,11 @@ if TYPE_CHECKING:
     from .controlplane import ControlPlane, ensure_binaries
     from .k8s import K8s
     from .operator import OperatorProcess
+    from .poll import eventually
 
-__all__ = ["ControlPlane", "OperatorProcess", "K8s", "ensure_binaries"]
+__all__ = ["ControlPlane", "OperatorProcess", "K8s", "ensure_binaries", "eventually"]
 _WHERE = {"ControlPlane": ".controlplane", "ensure_binaries": ".controlplane", "OperatorProcess": ".operator",
-          "K8s": ".k8s"}
+          "K8s": ".k8s", "eventually": ".poll"}
 
 
 def __getattr__(name: str) -> Any:

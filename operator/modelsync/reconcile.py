@@ -36,38 +36,29 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import hashlib
 import json
 import random
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import pydantic
 
 from . import api
 from .backends import make_backend
 from .backends.base import (
-    Backend, BackendError, CredentialsInvalid, CredentialsRejected, Observation, Recoverable, RegistryConnection,
-    Resource, Terminal, Unsupported,
+    Backend, BackendError, CredentialsInvalid, CredentialsRejected, Kind, Observation, Recoverable,
+    RegistryConnection, Resource, Terminal, Unsupported,
 )
 
-from .kube import KubeReader, NotFound
+from .conditions import (
+    OBSERVED_REASONS, STALLED_REASONS, TERMINAL_REASONS, WAITING_REASONS, ConditionType, Reason, Status, condition,
+    condition_dict, now_rfc3339,
+)
+from .kube import NotFound, Reader
 from .redact import scrub
 
-#: reasons that mean "do not call this registry again until the spec or the registry changes"
-TERMINAL_REASONS = frozenset({
-    "InvalidSpec", "NameTaken", "Unsupported", "RegistryMisconfigured", "CredentialsInvalid", "ExternalNotFound",
-})
-#: entry reasons of a reconcile that worked (ObserveOnly's report of an entry that differs
-#: from the spec, or is absent, is news, not a failure)
-OBSERVED_REASONS = frozenset({"Synced", "Differs", "Absent"})
-#: reasons that are waiting, not failing: posted as Normal Events
-WAITING_REASONS = frozenset({"DependencyNotReady"})
-#: reasons that only a change made by someone fixes (the spec, the registry object, its Secret, or
-#: the registry's own content): ``Stalled=True``, which kstatus (Flux) reads as Failed and Argo CD's
-#: health check as Degraded. The operator may still look again now and then (rejected credentials
-#: every 5 minutes, an absent ObserveOnly entry at each resync); nothing it does alone fixes them.
-STALLED_REASONS = TERMINAL_REASONS | frozenset({"CredentialsRejected", "RegistryInvalid", "Absent"})
+# TERMINAL_REASONS, OBSERVED_REASONS, WAITING_REASONS and STALLED_REASONS are derived from
+# modelsync.conditions.Reason (each reason's class and whether it stalls); re-exported here
 #: how long to wait before trying rejected credentials again when no Secret change says so first
 CREDENTIALS_RETRY = 300.0
 BACKOFF_BASE = 1.0
@@ -114,10 +105,6 @@ def slim_inventory(inventory: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def without_nulls(value: Any) -> Any:
     """``value`` as the apiserver stores it in status: object members that are null dropped.
     Status built from a registry's record must compare equal to what was stored, or every
@@ -129,22 +116,25 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
-def fit_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def fit_entries(given: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Registry entries small enough for status: inventories are dropped, largest first,
     until the JSON fits :data:`STATUS_BYTES_LIMIT`, each with a note saying so. Trimming
     is decided here, once, so a status never fails the apiserver's size check and loops."""
+    entries: list[Mapping[str, Any]] = list(given)
+
     def size() -> int:
         return len(json.dumps(entries, default=str).encode())
 
     if size() <= STATUS_BYTES_LIMIT:
         return entries
-    entries = [dict(e) for e in entries]
-    for e in sorted(entries, key=lambda e: -len(json.dumps(e.get("inventory"), default=str))):
+    copies = [dict(e) for e in given]
+    entries = list(copies)
+    for e in sorted(copies, key=lambda e: -len(json.dumps(e.get("inventory"), default=str))):
         if e.get("inventory") is not None:
             e["inventory"] = {"trimmed": "the inventory is too large for status; read it from the registry"}
         if size() <= STATUS_BYTES_LIMIT:
             break
-    for e in entries:
+    for e in copies:
         if size() <= STATUS_BYTES_LIMIT:
             break
         e["message"] = (e.get("message") or "")[:1024]
@@ -208,10 +198,10 @@ class BackendPool:
     """Backends by registry, rebuilt when the registry's spec or Secret changes.
 
     Keeping instances lets a backend reuse its HTTP connections and session
-    (a ZStack login) across reconciles.
+    (a login session) across reconciles.
     """
 
-    def __init__(self, reader: KubeReader) -> None:
+    def __init__(self, reader: Reader) -> None:
         self.reader = reader
         self._backends: dict[str, tuple[str, Backend]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -239,7 +229,7 @@ class BackendPool:
         try:
             obj = await self.reader.registry(ref.kind, ref.name, namespace)
         except NotFound as exc:
-            raise Recoverable(f"{exc}; it will be looked up again", reason="RegistryNotFound") from None
+            raise Recoverable(f"{exc}; it will be looked up again", reason=Reason.REGISTRY_NOT_FOUND) from None
         reg_ns = namespace if ref.kind == "ModelRegistry" else None
         ident = (ref.kind, reg_ns or "", ref.name)
         # uid and generation, not resourceVersion: the registry's own status writes (its Ready
@@ -255,7 +245,7 @@ class BackendPool:
                 spec = api.parse_spec(ref.kind, obj.get("spec") or {})
             except pydantic.ValidationError as exc:
                 raise Recoverable(f"{ref.kind} {ref.name} is invalid: {api.describe_validation_error(exc)}",
-                                  reason="RegistryInvalid") from None
+                                  reason=Reason.REGISTRY_INVALID) from None
         raw: Mapping[str, str] = {}
         sref = spec.credentialsSecretRef
         sns = str(reg_ns or (sref.namespace if sref else ""))  # required on a ClusterModelRegistry
@@ -263,7 +253,7 @@ class BackendPool:
             try:
                 raw, rv = await self.reader.secret_data(sref.name, sns)
             except NotFound as exc:
-                raise Recoverable(f"credentials of {ref.kind} {ref.name}: {exc}", reason="SecretNotFound") from None
+                raise Recoverable(f"credentials of {ref.kind} {ref.name}: {exc}", reason=Reason.SECRET_NOT_FOUND) from None
             versions.append(rv)
         ca_pem = None
         if spec.tls and spec.tls.caSecretRef:
@@ -271,11 +261,11 @@ class BackendPool:
             try:
                 data, rv = await self.reader.secret_data(cref.name, str(reg_ns or cref.namespace))
             except NotFound as exc:
-                raise Recoverable(f"CA bundle of {ref.kind} {ref.name}: {exc}", reason="SecretNotFound") from None
+                raise Recoverable(f"CA bundle of {ref.kind} {ref.name}: {exc}", reason=Reason.SECRET_NOT_FOUND) from None
             ca_pem = data.get(cref.key)
             if not ca_pem:
                 raise Recoverable(f"CA bundle of {ref.kind} {ref.name}: key {cref.key!r} missing in Secret {cref.name}",
-                                  reason="SecretNotFound")
+                                  reason=Reason.SECRET_NOT_FOUND)
             versions.append(rv)
         if built is not None and built[0] == versions:
             return built[2], built[3]
@@ -323,7 +313,7 @@ class _RegistryResult:
 class Reconciler:
     """Reconciles Models and ModelServices. One instance per operator process."""
 
-    def __init__(self, reader: KubeReader, pool: BackendPool | None = None, *,
+    def __init__(self, reader: Reader, pool: BackendPool | None = None, *,
                  default_deletion_policy: str = "Delete") -> None:
         if default_deletion_policy not in ("Delete", "Orphan"):
             raise ValueError(f"default deletion policy must be Delete or Orphan, not {default_deletion_policy!r}")
@@ -355,7 +345,7 @@ class Reconciler:
         old_entries = {(e.get("kind", "ModelRegistry"), e.get("name")): e for e in old_status.get("registries") or []}
         if paused(body):
             # no registry call at all: only say so (once)
-            status = {"conditions": self._with_paused(old_status, generation, True)}
+            status: dict[str, Any] = {"conditions": self._with_paused(old_status, generation, True)}
             return Outcome(self._patch(old_status, status), [], None)
         try:
             spec = api.parse_spec(kind, body.get("spec") or {})
@@ -379,7 +369,7 @@ class Reconciler:
         drifts = sum(1 for r in results if r.drifted)
         if drifts:
             status["driftCount"] = int(old_status.get("driftCount") or 0) + drifts
-        if any(c.get("type") == "Paused" for c in old_status.get("conditions") or []):
+        if any(c.get("type") == ConditionType.PAUSED for c in old_status.get("conditions") or []):
             status["conditions"] = self._with_paused({"conditions": status["conditions"]}, generation, False,
                                                      old=old_status)
         events = [r.event for r in results if r.event]
@@ -431,7 +421,7 @@ class Reconciler:
             message = (f"cannot remove the registry entries: {summary}; it is tried again, or set "
                        "spec.deletionPolicy: Orphan to leave them and let the resource go")
             status["conditions"] = [
-                {**c, "message": message[:32000]} if c["type"] == "Synced" else c for c in status["conditions"]]
+                {**c, "message": message[:32000]} if c["type"] == ConditionType.SYNCED else c for c in status["conditions"]]
             outcome = Outcome(self._patch(old_status, status), [r.event for r in results if r.event],
                               self._decide(errors, attempt, left))
             return False, outcome
@@ -448,7 +438,7 @@ class Reconciler:
             backend, _ = await self.pool.backend(ref, namespace)
             if not backend.supports(kind):
                 return _RegistryResult({}, None, None)
-            res = Resource(kind=kind, name=meta["name"], namespace=namespace, uid=meta["uid"],
+            res = Resource(kind=cast(Kind, kind), name=meta["name"], namespace=namespace, uid=meta["uid"],
                            generation=int(meta.get("generation") or 0), spec=spec,
                            external_id=entry.get("externalId"), adopted=entry.get("adopted", False))
             async with self.pool.limit(backend):
@@ -463,18 +453,19 @@ class Reconciler:
             return _RegistryResult(failed, event, exc)
         except Exception as exc:  # never leak, never crash
             message = scrub(f"unexpected {type(exc).__name__}: {exc}")
-            return _RegistryResult({**entry, "synced": False, "reason": "ReconcileError", "message": message},
-                                   None, Recoverable(message, reason="ReconcileError"))
+            return _RegistryResult({**entry, "synced": False, "reason": Reason.RECONCILE_ERROR, "message": message},
+                                   None, Recoverable(message, reason=Reason.RECONCILE_ERROR))
         label = entry.get("externalId") or "its entry"
-        return _RegistryResult({}, ("Normal", "Deleted", f"removed {label} from {ref.kind} {ref.name}"), None)
+        return _RegistryResult({}, ("Normal", Reason.DELETED, f"removed {label} from {ref.kind} {ref.name}"), None)
 
     def _with_paused(self, current: Mapping[str, Any], generation: int, on: bool,
                      old: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """``current``'s conditions with ``Paused`` set (its transition time kept from ``old``)."""
-        conditions = [c for c in current.get("conditions") or [] if c.get("type") != "Paused"]
-        before = next((c for c in (old or current).get("conditions") or [] if c.get("type") == "Paused"), None)
+        conditions = [c for c in current.get("conditions") or [] if c.get("type") != ConditionType.PAUSED]
+        before = next((c for c in (old or current).get("conditions") or [] if c.get("type") == ConditionType.PAUSED),
+                      None)
         paused_cond = self._condition(
-            before, "Paused", "True" if on else "False", "Paused" if on else "Resumed",
+            before, ConditionType.PAUSED, "True" if on else "False", Reason.PAUSED if on else Reason.RESUMED,
             f"{PAUSE_ANNOTATION} is true: no registry is called" if on else "reconciled again", generation)
         return [*conditions, paused_cond]
 
@@ -507,7 +498,7 @@ class Reconciler:
                     f"remove {ref.kind} {ref.name} from spec.registries"
                 )
             res = Resource(
-                kind=kind, name=meta["name"], namespace=namespace, uid=meta["uid"], generation=generation,
+                kind=cast(Kind, kind), name=meta["name"], namespace=namespace, uid=meta["uid"], generation=generation,
                 spec=spec, external_id=ref.externalId or previous.get("externalId"), adopted=bool(ref.externalId),
                 references=await self._references(backend, kind, spec, namespace, ref),
             )
@@ -516,12 +507,12 @@ class Reconciler:
                     return await self._observe_only(backend, res, ref, base, previous, old, generation,
                                                     registry_version)
             # the registry held this generation when last looked at: a difference now is drift
-            held = bool(old and old.get("reason") == "Synced" and old.get("observedGeneration") == generation)
+            held = bool(old and old.get("reason") == Reason.SYNCED and old.get("observedGeneration") == generation)
             async with self.pool.limit(backend):
                 obs, action, unobserved, sent = await self._converge(
                     backend, res, ref, previous.get("unobservedFields") or {},
                     first=old is None and not res.adopted)
-            if held and sent and action and action[0] == "Updated":
+            if held and sent and action and action[0] == Reason.UPDATED:
                 drift = sent
         except BackendError as exc:
             message = scrub(exc.message)
@@ -532,11 +523,11 @@ class Reconciler:
         except Exception as exc:  # a bug or an unexpected library error: retry, never leak
             message = scrub(f"unexpected {type(exc).__name__}: {exc}")
             return self._failed({**base, **previous}, old, generation,
-                                Recoverable(message, reason="ReconcileError"), message)
+                                Recoverable(message, reason=Reason.RECONCILE_ERROR), message)
         entry = {
             **base, "backend": backend.name, "registryVersion": registry_version,
             "externalId": obs.external_id, "synced": True,
-            "reason": "Synced", "message": f"in sync with {backend.name} registry {ref.name}",
+            "reason": Reason.SYNCED, "message": f"in sync with {backend.name} registry {ref.name}",
             "lastSyncTime": now_rfc3339() if action or not previous.get("lastSyncTime") else previous["lastSyncTime"],
             "observedGeneration": generation, "inventory": slim_inventory(obs.inventory or {}),
         }
@@ -546,14 +537,14 @@ class Reconciler:
             entry["notSettable"] = [n.status() for n in obs.not_settable]
         if drift:
             entry["lastDrift"] = list(drift)
-            event = ("Warning", "Drift", f"{', '.join(drift)} changed in {backend.name} registry {ref.name} "
+            event: tuple[str, str, str] | None = ("Warning", Reason.DRIFT, f"{', '.join(drift)} changed in {backend.name} registry {ref.name} "
                                          f"behind ModelSync's back; set back to the spec")
             return _RegistryResult(entry, event, None, drifted=drift)
         if previous.get("lastDrift"):
             entry["lastDrift"] = previous["lastDrift"]
         # No Event for a create: the status says it (externalId, lastSyncTime), and a create
         # already costs the finalizer and the status write; a changed registry entry is news
-        event = ("Normal", action[0], f"{action[1]} as {obs.external_id}") if action and action[0] != "Created" else None
+        event = ("Normal", action[0], f"{action[1]} as {obs.external_id}") if action and action[0] != Reason.CREATED else None
         return _RegistryResult(entry, event, None)
 
     async def _observe_only(
@@ -565,13 +556,13 @@ class Reconciler:
         entry: dict[str, Any] = {**base, "backend": backend.name, "registryVersion": registry_version,
                                  "observedGeneration": generation}
         if not obs.exists:
-            entry.update(synced=False, reason="Absent",
+            entry.update(synced=False, reason=Reason.ABSENT,
                          message=f"no entry in {backend.name} registry {ref.name}; ObserveOnly never creates one "
                                  "(set spec.managementPolicy: Manage, or spec.registries[].externalId to watch another)")
         else:
             differs = sorted(obs.diff)
             entry.update(externalId=obs.external_id, inventory=slim_inventory(obs.inventory or {}),
-                         synced=not differs, reason="Differs" if differs else "Synced",
+                         synced=not differs, reason=Reason.DIFFERS if differs else Reason.SYNCED,
                          message=(f"{backend.name} registry {ref.name} differs from the spec in {', '.join(differs)}; "
                                   "ObserveOnly does not change it") if differs else
                                  f"{backend.name} registry {ref.name} holds the spec (ObserveOnly)",
@@ -582,8 +573,8 @@ class Reconciler:
                 entry["notSettable"] = [n.status() for n in obs.not_settable]
         event = None
         if not old or old.get("reason") != entry["reason"] or old.get("differences") != entry.get("differences"):
-            if entry["reason"] != "Synced":
-                event = ("Warning" if entry["reason"] == "Differs" else "Normal", entry["reason"], entry["message"])
+            if entry["reason"] != Reason.SYNCED:
+                event = ("Warning" if entry["reason"] == Reason.DIFFERS else "Normal", entry["reason"], entry["message"])
         return _RegistryResult(entry, event, None)
 
     @staticmethod
@@ -618,13 +609,13 @@ class Reconciler:
         obs = Observation(exists=False) if first else await backend.observe(res)
         if not obs.exists and res.adopted:
             raise Terminal(f"spec.registries[].externalId {res.external_id} names no entry in {backend.name} "
-                           f"registry {ref.name}; an adopted entry is never created", reason="ExternalNotFound")
+                           f"registry {ref.name}; an adopted entry is never created", reason=Reason.EXTERNAL_NOT_FOUND)
         if not obs.exists:
             after = await written(await backend.create(res))  # adoption may leave a diff
             if not after.exists:
                 raise Recoverable(f"{backend.name} registry {ref.name} accepted the create but does not "
                                   "show the object yet; will look again")
-            created = ("Created", f"created in {backend.name} registry {ref.name}")
+            created = (Reason.CREATED, f"created in {backend.name} registry {ref.name}")
             # A field the create sent that the registry does not show at all was accepted and
             # is not reflected: recorded, not sent again. One it shows with another value is a
             # real difference (an object made earlier was adopted): it gets one update.
@@ -645,7 +636,7 @@ class Reconciler:
             raise Recoverable(f"{backend.name} registry {ref.name} lost the object during the update; "
                               "it will be created again")
         # whatever still differs was accepted and not reflected: recorded, not sent again
-        return after, ("Updated", f"updated {fields} in {backend.name} registry {ref.name}"), {
+        return after, (Reason.UPDATED, f"updated {fields} in {backend.name} registry {ref.name}"), {
             f: wanted(after, f) for f in after.diff}, pending
 
     @staticmethod
@@ -673,30 +664,35 @@ class Reconciler:
         old = dict(body.get("status") or {})
         ref = api.RegistryRef(name=meta["name"], kind=kind)  # type: ignore[arg-type]
         error: Retry | Stop | None = None
+        status: Status
+        reason: str
+        message: str
+        stalled: tuple[Status, str, str]
+        reconciling: tuple[Status, str, str]
         try:
             backend, _ = await self.pool.backend(ref, meta.get("namespace", ""))
-            status, reason, message = "True", "Connected", await backend.check()
+            status, reason, message = "True", Reason.CONNECTED, await backend.check()
         except BackendError as exc:
             status, reason, message = "False", exc.reason, scrub(exc.message)
             if isinstance(exc, Recoverable):
                 error = Retry(message, backoff(0, exc.retry_after))
         except Exception as exc:  # never leak, never crash the handler
-            status, reason, message = "False", "ReconcileError", scrub(f"unexpected {type(exc).__name__}: {exc}")
+            status, reason, message = "False", Reason.RECONCILE_ERROR, scrub(f"unexpected {type(exc).__name__}: {exc}")
             error = Retry(message, backoff(0))
         # Stalled / Reconciling as on the resources, so kstatus (a Flux Kustomization) fails fast on
         # a wrong password or endpoint instead of waiting for its timeout, as Argo CD's check does
         if status == "True":
-            stalled, reconciling = ("False", "Connected", ""), ("False", "Connected", "")
+            stalled, reconciling = ("False", Reason.CONNECTED, ""), ("False", Reason.CONNECTED, "")
         elif reason in STALLED_REASONS:
             stalled = ("True", reason, message)
-            reconciling = ("False", "Stalled", "waiting for the registry object or its Secret to change")
+            reconciling = ("False", Reason.STALLED, "waiting for the registry object or its Secret to change")
         else:
-            stalled, reconciling = ("False", "Retrying", "the check is retried"), ("True", reason, message)
+            stalled, reconciling = ("False", Reason.RETRYING, "the check is retried"), ("True", reason, message)
         old_conds = {c.get("type"): c for c in old.get("conditions") or []}
         new = {"observedGeneration": generation, "conditions": [
             self._condition(old_conds.get(t), t, s, r, m, generation)
-            for t, (s, r, m) in (("Ready", (status, reason, message)), ("Stalled", stalled),
-                                 ("Reconciling", reconciling))]}
+            for t, (s, r, m) in ((ConditionType.READY, (status, reason, message)), (ConditionType.STALLED, stalled),
+                                 (ConditionType.RECONCILING, reconciling))]}
         return Outcome(self._patch(old, new), [], error)
 
     async def _references(self, backend: Backend, kind: str, spec: Any, namespace: str,
@@ -709,12 +705,12 @@ class Reconciler:
             svc = await self.reader.model_service(name, namespace)
         except NotFound:
             raise Recoverable(f"spec.defaultServiceRef: ModelService {name} not found; waiting for it",
-                              reason="DependencyNotReady") from None
+                              reason=Reason.DEPENDENCY_NOT_READY) from None
         for e in (svc.get("status") or {}).get("registries") or []:
             if e.get("name") == ref.name and e.get("kind", "ModelRegistry") == ref.kind and e.get("externalId"):
                 return {"defaultService": e["externalId"]}
         raise Recoverable(f"spec.defaultServiceRef: ModelService {name} is not yet in registry {ref.name}; "
-                          "waiting for it", reason="DependencyNotReady")
+                          "waiting for it", reason=Reason.DEPENDENCY_NOT_READY)
 
     # ------------------------------------------------------------ status
 
@@ -727,63 +723,63 @@ class Reconciler:
         # ObserveOnly: an entry found and reported is what was asked for, also when it differs
         # from the spec (as Crossplane's Observe policy is Ready once the external object exists);
         # the differences are in Ready's reason and message and in the entries
-        differing = [e for e in entries if e.get("reason") == "Differs"]
+        synced_cond: tuple[Status, str, str]
+        ready_cond: tuple[Status, str, str]
+        stalled_cond: tuple[Status, str, str]
+        reconciling_cond: tuple[Status, str, str]
+        differing = [e for e in entries if e.get("reason") == Reason.DIFFERS]
         failures = [e for e in entries if e.get("reason") not in OBSERVED_REASONS]
         if spec_error is not None:  # the spec itself did not parse
             synced_cond = ("False", spec_error.reason, spec_error.message)
             ready_cond = ("False", spec_error.reason, spec_error.message)
         else:
             if not failures:
-                synced_cond = ("True", "ReconcileSuccess", f"in sync with {held} of {total} registries")
+                synced_cond = ("True", Reason.RECONCILE_SUCCESS, f"in sync with {held} of {total} registries")
             else:
                 reasons = [e["reason"] for e in failures]
                 terminal = [r for r in reasons if r in TERMINAL_REASONS]
                 detail = "; ".join(f"{e['name']}: {e.get('message', '')}" for e in failures)
                 synced_cond = ("False", terminal[0] if terminal else reasons[0], detail)
             if held == total:
-                ready_cond = ("True", "Synced", f"in sync with {held} of {total} registries")
+                ready_cond = ("True", Reason.SYNCED, f"in sync with {held} of {total} registries")
             elif differing and held + len(differing) == total:
-                ready_cond = ("True", "Differs", f"observed {total} of {total} registries (ObserveOnly); "
+                ready_cond = ("True", Reason.DIFFERS, f"observed {total} of {total} registries (ObserveOnly); "
                               + "; ".join(f"{e['name']}: differs in {', '.join(e.get('differences') or [])}"
                                           for e in differing))
             else:
-                ready_cond = ("False", "NotSynced", f"in sync with {held} of {total} registries")
+                ready_cond = ("False", Reason.NOT_SYNCED, f"in sync with {held} of {total} registries")
         # kstatus (Flux, kubectl wait) and Argo CD's health check: Stalled = failed until someone
         # changes something; Reconciling = work still under way (a failure being retried)
-        absent = [e for e in entries if e.get("reason") == "Absent"]
+        absent = [e for e in entries if e.get("reason") == Reason.ABSENT]
         if synced_cond[0] == "False" and (spec_error is not None or synced_cond[1] in STALLED_REASONS):
             stalled_cond = ("True", synced_cond[1], synced_cond[2])
-            reconciling_cond = ("False", "Stalled", "waiting for the spec, the registry or its Secret to change")
+            reconciling_cond = ("False", Reason.STALLED, "waiting for the spec, the registry or its Secret to change")
         elif synced_cond[0] == "True" and absent:
-            stalled_cond = ("True", "Absent", "; ".join(f"{e['name']}: {e.get('message', '')}" for e in absent))
-            reconciling_cond = ("False", "Stalled", "waiting for the entry to exist in the registry")
+            stalled_cond = ("True", Reason.ABSENT, "; ".join(f"{e['name']}: {e.get('message', '')}" for e in absent))
+            reconciling_cond = ("False", Reason.STALLED, "waiting for the entry to exist in the registry")
         elif synced_cond[0] == "False":
-            stalled_cond = ("False", "Retrying", "the failure is retried")
+            stalled_cond = ("False", Reason.RETRYING, "the failure is retried")
             reconciling_cond = ("True", synced_cond[1], synced_cond[2])
         else:
-            stalled_cond = ("False", "ReconcileSuccess", "")
-            reconciling_cond = ("False", "ReconcileSuccess", "")
+            stalled_cond = ("False", Reason.RECONCILE_SUCCESS, "")
+            reconciling_cond = ("False", Reason.RECONCILE_SUCCESS, "")
         old_conditions = {c.get("type"): c for c in old.get("conditions") or []}
         conditions = [
             self._condition(old_conditions.get(t), t, s, r, m, generation)
-            for t, (s, r, m) in (("Ready", ready_cond), ("Synced", synced_cond), ("Stalled", stalled_cond),
-                                 ("Reconciling", reconciling_cond))
+            for t, (s, r, m) in ((ConditionType.READY, ready_cond), (ConditionType.SYNCED, synced_cond),
+                                 (ConditionType.STALLED, stalled_cond), (ConditionType.RECONCILING, reconciling_cond))
         ]
         status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions,
-                                  "registries": fit_entries(list(entries))}
+                                  "registries": fit_entries(entries)}
         if "kopf" in old:
             status["kopf"] = None  # bookkeeping of earlier versions (a copy of the spec): dropped
         return status
 
     @staticmethod
-    def _condition(old: Mapping[str, Any] | None, type_: str, status: str, reason: str, message: str,
+    def _condition(old: Mapping[str, Any] | None, type_: str, status: Status, reason: str, message: str,
                    generation: int) -> dict[str, Any]:
-        unchanged = old is not None and old.get("status") == status
-        return {
-            "type": type_, "status": status, "reason": reason, "message": message[:32000],
-            "observedGeneration": generation,
-            "lastTransitionTime": old["lastTransitionTime"] if unchanged and old.get("lastTransitionTime") else now_rfc3339(),
-        }
+        """A condition (built as :class:`api.Condition`) as the status patch holds it."""
+        return condition_dict(condition(type_, status, reason, message, generation, old=old))
 
     @staticmethod
     def _patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

@@ -113,7 +113,8 @@ class Vendor:
 ZSTACK = Vendor("zstack", ZStackBackend, {"accountName": "admin", "password": "password"},
                 {"modelCenterUuid": CENTER}, {"installPath": "/m"}, "PUT")
 NEMO = Vendor("nemo", NemoBackend, {"token": "nemo-token-0123456789"}, {"workspace": "default"}, {}, "PATCH")
-INSTILL = Vendor("instill", InstillBackend, {"token": "instill_sk_0123456789"}, {"namespace": "local"},
+INSTILL = Vendor("instill", InstillBackend, {"token": "instill_sk_0123456789"},
+                 {"namespace": "local", "apiGeneration": "Legacy"},
                  {"instill": {"modelDefinition": "container", "configuration": {}, "task": "TASK_CHAT",
                               "region": "REGION_LOCAL", "hardware": "CPU"}}, "PATCH")
 VENDORS = [ZSTACK, NEMO, INSTILL]

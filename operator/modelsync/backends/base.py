@@ -30,6 +30,8 @@ import time
 import uuid
 from typing import Any, ClassVar, Literal, Mapping
 
+from ..conditions import Reason
+
 Kind = Literal["Model", "ModelService"]
 
 #: Namespace for uuid5-derived registry ids. Fixed forever: changing it would
@@ -84,7 +86,7 @@ class RegistryConnection:
     key: str  # "<Kind>/<namespace>/<name>" or "ClusterModelRegistry/<name>": stable, unique
     name: str
     kind: Literal["ModelRegistry", "ClusterModelRegistry"]
-    backend: str  # zstack | nemo | instill
+    backend: str  # spec.backend: a name in modelsync.vendors.VENDORS
     endpoint: str
     credentials: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # spec.<backend> of the registry
@@ -128,7 +130,7 @@ class NotSettable:
     user who set it can see where it went (the registry's own value, when it reports one).
 
     ``field`` is the spec path (``spec.gpu.minMemory``); ``why`` names the API that lacks it
-    (``ZStack AddModel and UpdateModel have no field for it``); ``registry_value`` is what the
+    (``AddModel and UpdateModel have no field for it``); ``registry_value`` is what the
     registry reports for the same thing, or None when it reports nothing.
     """
 
@@ -170,12 +172,12 @@ class Entry:
     """One object a registry holds, as :meth:`Backend.list_entries` reports it (read-only).
 
     ``owner`` is the ``namespace/name`` that the ownership marker a backend writes on create
-    names (a ZStack user tag, NeMo's ``custom_fields``, Instill's readme comment), or None
+    names (a user tag, a custom field, a comment in the readme: each vendor has its own), or None
     when the entry carries no marker. ``marker`` is the marker as found, for display.
     """
 
     kind: Kind
-    external_id: str  # what status.registries[].externalId records: ZStack uuid, NeMo name, Instill id
+    external_id: str  # what status.registries[].externalId records: the registry's uuid, name or id
     name: str
     owner: str | None = None
     marker: str | None = None
@@ -184,7 +186,7 @@ class Entry:
 class BackendError(Exception):
     """Base of everything a backend raises on purpose. ``str()`` is safe to show."""
 
-    reason: ClassVar[str] = "ReconcileError"
+    reason: ClassVar[str] = Reason.RECONCILE_ERROR
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
@@ -199,7 +201,7 @@ class Terminal(BackendError):
     ``fields`` names the offending fields when the registry said which.
     """
 
-    reason = "InvalidSpec"
+    reason = Reason.INVALID_SPEC
 
     def __init__(self, message: str, *, reason: str | None = None, fields: tuple[str, ...] = ()) -> None:
         super().__init__(message, reason=reason)
@@ -209,26 +211,26 @@ class Terminal(BackendError):
 class CredentialsRejected(Terminal):
     """401/403 or a failed login: the Secret or the registry's auth must change."""
 
-    reason = "CredentialsRejected"
+    reason = Reason.CREDENTIALS_REJECTED
 
 
 class CredentialsInvalid(Terminal):
     """A credential cannot be sent at all (e.g. a control character or line break in a header
     value): the Secret must change. The message names the Secret key or header, never the value."""
 
-    reason = "CredentialsInvalid"
+    reason = Reason.CREDENTIALS_INVALID
 
 
 class NameTaken(Terminal):
     """The id or name exists in the registry and is not ours to adopt."""
 
-    reason = "NameTaken"
+    reason = Reason.NAME_TAKEN
 
 
 class Unsupported(Terminal):
     """The registry has no counterpart for this kind of resource."""
 
-    reason = "Unsupported"
+    reason = Reason.UNSUPPORTED
 
 
 class Recoverable(BackendError):
@@ -237,7 +239,7 @@ class Recoverable(BackendError):
     ``retry_after`` is the registry's Retry-After in seconds, when it gave one.
     """
 
-    reason = "RegistryUnavailable"
+    reason = Reason.REGISTRY_UNAVAILABLE
 
     def __init__(self, message: str, *, reason: str | None = None, retry_after: float | None = None) -> None:
         super().__init__(message, reason=reason)
@@ -246,7 +248,7 @@ class Recoverable(BackendError):
 
 class Backend(abc.ABC):
     """One registry client. Instances are cached by the core per registry
-    connection, so a backend may keep a session (e.g. a ZStack login) between
+    connection, so a backend may keep a session (e.g. a login) between
     reconciles; it must be safe to call concurrently from one event loop.
     """
 

@@ -3,19 +3,19 @@
 A backend builds one :class:`Transport` and supplies only what is vendor-specific:
 
 * ``auth`` — an async hook returning the headers built from the credentials (a bearer
-  token, a ZStack session). Every value is checked before anything is sent: a value with a
+  token, a login session). Every value is checked before anything is sent: a value with a
   character that cannot travel in an HTTP header (outside visible ASCII, space and tab; a
   ``\\r`` or ``\\n`` included) raises :class:`~.base.CredentialsInvalid`, naming the header and
   never the value;
 * ``parse_error`` — the vendor's error envelope as a :class:`VendorError` (code, message, the
   fields it names);
-* ``refine`` — optional: a vendor code that means more than its status (ZStack answers 503 for
-  every API error, so ``SYS.1007`` → invalid, ``SYS.1003`` → not found). It returns an
+* ``refine`` — optional: a vendor code that means more than its status (a registry that answers
+  503 for every API error names the kind of error in a code: invalid, not found). It returns an
   :class:`Outcome` of the table below or ``None`` for "the status decides"; it is the only way
   a backend changes the table;
 * ``reauth`` — optional: called once per request with a failed reply; returning True replays
-  the request once (ZStack logs in again on ``ID.1001``);
-* ``accepted`` — optional: turns a ``202`` into the final response (ZStack polls its api-job);
+  the request once (a backend logs in again when its session expired);
+* ``accepted`` — optional: turns a ``202`` into the final response (e.g. by polling an async job);
 * ``secrets`` — optional: values to scrub besides the credentials (a session id).
 
 The transport owns everything else: the connection pool (:class:`AiohttpTransport`: TLS from
@@ -82,6 +82,7 @@ import aiohttp
 import httpx
 
 from .. import version
+from ..conditions import Reason
 from ..redact import scrub
 from .base import (
     BackendError, CredentialsInvalid, CredentialsRejected, Recoverable, RegistryConnection, Terminal,
@@ -316,6 +317,9 @@ class Transport:
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._given = transport
         self._client: httpx.AsyncBaseTransport | None = None
+        #: set by :meth:`aclose`: no connection pool is opened again (the core dropped this backend;
+        #: one opened now, by a reconcile still holding it, would never be closed)
+        self._closed = False
         self._base = conn.endpoint.rstrip("/")
 
     # ------------------------------------------------------------ the client
@@ -332,6 +336,7 @@ class Transport:
         return self._client
 
     async def aclose(self) -> None:
+        self._closed = True
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -361,7 +366,7 @@ class Transport:
         accept: Collection[Outcome] = (),
     ) -> Reply:
         """Send one API call; return its reply if it is OK or its outcome is in ``accept``,
-        else raise the table's error. ``what`` starts every message ("NeMo get model x")."""
+        else raise the table's error. ``what`` starts every message ("Registry get model x")."""
         for attempt in (0, 1):
             headers = await self._auth_headers() if auth else {}
             response = await self._send(method, path, what, json=json, params=params, headers=headers)
@@ -391,6 +396,10 @@ class Transport:
     async def _send(self, method: str, path: str, what: str, *, json: Any = None,
                     params: Mapping[str, Any] | None = None, headers: Headers | None = None) -> httpx.Response:
         """One HTTP exchange; every failure below HTTP becomes a BackendError."""
+        if self._closed:
+            raise Recoverable(self.scrub(
+                f"{what}: the connection to registry {self.conn.name} was closed (its registry object or Secret "
+                "changed); retried with the new one"))
         started = time.monotonic()
         status = "error"
         try:
@@ -407,7 +416,7 @@ class Transport:
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             status = type(exc).__name__
             raise Terminal(self.scrub(f"{what}: spec.endpoint {self.endpoint} is not a usable http(s) URL "
-                                      f"({status})"), reason="RegistryMisconfigured") from None
+                                      f"({status})"), reason=Reason.REGISTRY_MISCONFIGURED) from None
         except httpx.RemoteProtocolError as exc:
             status = type(exc).__name__
             raise Recoverable(self.scrub(
@@ -459,7 +468,7 @@ class Transport:
             hint = self._credentials_hint() if self._credentials_hint is not None else ""
             return CredentialsRejected(self.scrub(f"{message}; {hint}" if hint else message))
         if outcome in (Outcome.MISCONFIGURED, Outcome.NOT_FOUND):
-            return Terminal(self.scrub(f"{message}; {self._misconfigured(reply)}"), reason="RegistryMisconfigured")
+            return Terminal(self.scrub(f"{message}; {self._misconfigured(reply)}"), reason=Reason.REGISTRY_MISCONFIGURED)
         return Terminal(self.scrub(message), fields=err.fields)
 
     def _misconfigured(self, reply: Reply) -> str:

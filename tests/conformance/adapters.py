@@ -58,6 +58,8 @@ class Adapter:
     exclusive_names: ClassVar[bool] = True
     #: the ``"METHOD /path"`` prefix of the request that creates a Model (the lost-reply knob's match)
     create_match: ClassVar[str]
+    #: the spec field that names the registry entry (what a NameTaken message tells the user to change)
+    name_field: ClassVar[str]
     #: pytest fixtures the simulator needs (their values reach :meth:`options`)
     fixtures: ClassVar[tuple[str, ...]] = ()
 
@@ -132,6 +134,7 @@ class ZStack(Adapter):
     service = True
     exclusive_names = False  # ZStack names are not unique: an entry is its uuid, derived from the resource
     create_match = "POST /zstack/v1/ai/models"
+    name_field = "spec.zstack.name"
     CENTER = "ebf96ce1de2c46fa8af9d503c29bb93d"
     PASSWORD = "conformance-Pa55"
 
@@ -175,6 +178,7 @@ class Nemo(Adapter):
     id = "nemo"
     MODELS = "/apis/models/v2/workspaces/default/models"
     create_match = f"POST {MODELS}"
+    name_field = "spec.nemo.name"
 
     def settings(self, scope: Scope) -> dict[str, Any]:
         return {"workspace": "default"}
@@ -206,6 +210,7 @@ class Instill(Adapter):
     TOKEN = "instill_sk_conformance"
     MODELS = "/v1alpha/namespaces/local/models"
     create_match = f"POST {MODELS}"
+    name_field = "spec.instill.id"
     generation: ClassVar[str]
     INSTILL = {"modelDefinition": "container", "configuration": {}, "task": "TASK_CHAT", "region": "REGION_LOCAL",
                "hardware": "CPU"}
@@ -269,6 +274,7 @@ class Mlflow(Adapter):
     id = "mlflow"
     API = "/api/2.0/mlflow"
     create_match = f"POST {API}/registered-models/create"
+    name_field = "spec.mlflow.name"
     fixtures = ("mlflow_server",)
 
     def options(self, fixtures: dict[str, Any]) -> dict[str, Any]:

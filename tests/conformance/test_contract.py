@@ -108,7 +108,11 @@ async def test_an_entry_not_ours_under_our_name_is_name_taken(adapter: Adapter, 
     res = adapter.resource(scope, adapter.named(adapter.model_spec(), name))
     with pytest.raises(NameTaken) as info:
         await backend.create(res)
-    assert name in info.value.message and "not managed by this resource" in info.value.message
+    # the message says what to do: another name, or adopt it by its id
+    message = info.value.message
+    assert name in message and "not managed by this resource" in message, message
+    assert adapter.name_field in message and f"spec.registries[].externalId: {theirs}" in message, message
+    assert info.value.reason == "NameTaken" and info.value.fields in ((), (adapter.name_field,))
     with pytest.raises(NameTaken):
         await backend.observe(res)  # never updated either
     await backend.delete(res)  # nor deleted
@@ -181,7 +185,7 @@ async def test_an_entry_vanished_before_an_update(adapter: Adapter, sim: Sim, sc
     # ... and an update sent with the observation from before is a retry, never a failure of the spec
     with pytest.raises(Recoverable) as info:
         await backend.update(changed, obs)
-    assert not isinstance(info.value, Terminal)
+    assert not isinstance(info.value, Terminal) and info.value.reason == "RegistryUnavailable"
     assert adapter.entries(sim, scope) == []  # and it did not make one on its own
 
 
@@ -215,21 +219,22 @@ async def test_an_unchanged_observe_after_create_has_an_empty_diff(adapter: Adap
     pytest.param({"fail_next": 1, "retry_after": 3}, 3.0, "503", id="503"),
     pytest.param({"fail_next": 1, "error_status": 500}, None, "500", id="500"),
 ])
-@pytest.mark.parametrize("call", ["observe", "create"])
+@pytest.mark.parametrize("call", ["check", "observe", "create"])
 async def test_5xx_and_429_are_recoverable_with_retry_after(adapter: Adapter, sim: Sim, scope: Scope,
                                                             backend: Backend, call: str, knobs: dict[str, Any],
                                                             retry_after: float | None, status: str) -> None:
     res = adapter.resource(scope, adapter.model_spec())
+    args = () if call == "check" else (res,)
     sim.faults(**knobs)
     with pytest.raises(Recoverable) as info:
-        await getattr(backend, call)(res)
+        await getattr(backend, call)(*args)
     assert not isinstance(info.value, Terminal)
     assert info.value.retry_after == retry_after
-    assert status in info.value.message
+    assert f"HTTP {status}" in info.value.message, info.value.message
     remaining = sim.knobs()
     assert remaining["throttle_next"] == remaining["fail_next"] == 0
     # the registry is back: the same call goes through
-    await getattr(backend, call)(res)
+    await getattr(backend, call)(*args)
     assert len(adapter.entries(sim, scope)) == (1 if call == "create" else 0)
 
 

@@ -79,6 +79,9 @@ def test_lost_create_reply_leaves_one_entry(k8s: K8s, adapter: Adapter, sim: Sim
     obj = k8s.wait_condition("Model", "lost", scope.namespace, "Ready", timeout=90)
     assert sim.http.get("/_sim/faults").json()["lose_next"] == 0, "the reply was not lost: nothing was proven"
     assert adapter.entries(sim, scope) == [external_id(obj)]
+    # the one create reached the registry (its reply was dropped); the next try read first and found it
+    creates = [e for e in sim.journal() if f"{e['method']} {e['path']}".startswith(adapter.create_match)]
+    assert len(creates) == 1, creates
 
 
 def test_an_entry_of_ours_already_there_is_adopted(k8s: K8s, adapter: Adapter, sim: Sim, scope: Scope) -> None:
@@ -116,12 +119,17 @@ def test_an_entry_not_ours_is_name_taken_and_never_touched(k8s: K8s, adapter: Ad
         synced = condition(obj, "Synced")
         assert synced["reason"] == "NameTaken", synced
         assert name in synced["message"] and "not managed by this resource" in synced["message"]
+        assert adapter.name_field in synced["message"] and f"externalId: {theirs}" in synced["message"]
         assert condition(obj, "Ready")["status"] == "False"
     else:  # names are not unique here: ours is an entry of its own
         obj = k8s.wait_condition("Model", "clash", scope.namespace, "Ready", timeout=60)
         assert external_id(obj) != theirs
     time.sleep(RESYNC_SECONDS * 2)  # a quiet period: resyncs look again and must leave it alone
     assert adapter.snapshot(sim, theirs) == before
+    if adapter.exclusive_names:  # another name fixes it
+        k8s.patch("Model", "clash", scope.namespace, {"spec": adapter.named({}, f"{scope.prefix}mine")})
+        obj = k8s.wait_condition("Model", "clash", scope.namespace, "Ready", timeout=60)
+        assert external_id(obj) != theirs and len(adapter.entries(sim, scope)) == 2
     k8s.delete("Model", "clash", scope.namespace)
     k8s.wait_gone("Model", "clash", scope.namespace)
     assert adapter.snapshot(sim, theirs) == before

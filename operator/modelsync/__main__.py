@@ -30,7 +30,7 @@ PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 class PlainFormatter(logging.Formatter):
-    converter = time.gmtime
+    converter = time.gmtime  # type: ignore[assignment]  # typeshed: (float | None) -> struct_time; gmtime takes that
     default_time_format = "%Y-%m-%dT%H:%M:%S"
     default_msec_format = "%s.%03dZ"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel  # noqa: F401  (crdgen's type of a schema model)
@@ -35,7 +35,10 @@ API_VERSION = f"{GROUP}/{VERSION}"
 #: the registries, in the table's order (modelsync.vendors.VENDORS)
 VENDORS: tuple[Vendor, ...] = vendors()
 
-BackendName = Literal[tuple(v.name for v in VENDORS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    BackendName = str
+else:  # the registries of the vendor table, as an enum in the CRD
+    BackendName = Literal[tuple(v.name for v in VENDORS)]
 
 
 def join_words(items: list[str], last: str = " or ") -> str:
@@ -189,14 +192,14 @@ class ClusterSecretKeyRef(ClusterSecretRef):
 class LocalTLSSpec(TLSSpec):
     """How to verify the registry's TLS certificate. Verification is on unless turned off here."""
 
-    caSecretRef: LocalSecretKeyRef | None = None
+    caSecretRef: LocalSecretKeyRef | None = None  # type: ignore[assignment]  # narrows the base's type
     """A Secret in this namespace holding the CA bundle (PEM) that signed the registry's certificate."""
 
 
 class ClusterTLSSpec(TLSSpec):
     """How to verify the registry's TLS certificate. Verification is on unless turned off here."""
 
-    caSecretRef: ClusterSecretKeyRef | None = None
+    caSecretRef: ClusterSecretKeyRef | None = None  # type: ignore[assignment]  # narrows the base's type
     """A Secret (namespace required) holding the CA bundle (PEM) that signed the registry's certificate."""
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from . import api
+from . import api, fields
 
 _QUANTITY_RULE = {"rule": "isQuantity(string(self))", "message": "must be a Kubernetes quantity such as 16Gi or 8000Mi"}
 
@@ -70,13 +70,13 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
                 "minimum", "maximum", "format"):
         if key in node:
             out[key] = node[key]
-    if t == "integer" and out.get("maximum") == api.INT64_MAX:
+    if t == "integer" and out.get("maximum") == fields.INT64_MAX:
         # the apiserver holds maximum as a float64, and 2^63-1 rounds up to 2^63, which it then
         # reads back as -2^63: every value would be refused. It refuses integers beyond int64
         # anyway (they do not decode as integers), so int64 says it.
         del out["maximum"]
         out["format"] = "int64"
-    elif t == "integer" and out.get("maximum") == api.INT32_MAX:
+    elif t == "integer" and out.get("maximum") == fields.INT32_MAX:
         out["format"] = "int32"
     for key in ("x-kubernetes-int-or-string", "x-kubernetes-validations"):
         if key in node:

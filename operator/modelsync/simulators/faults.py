@@ -25,9 +25,11 @@ import asyncio
 import dataclasses
 import json
 import random
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ADMIN_PREFIX = "/_sim"
 
@@ -90,7 +92,7 @@ def make_app(
     journal = Journal()
 
     @web.middleware
-    async def fault_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(ADMIN_PREFIX):
             return await handler(request)
         body: Any = None
@@ -116,14 +118,14 @@ def make_app(
                 resp.headers["Retry-After"] = str(int(f.retry_after))
             return resp
         lose = _take(f, "lose_next", f.lose_rate)
-        resp = await handler(request)
+        answer = await handler(request)
         if lose:
             # The work is done; the client never hears of it.
             transport = request.transport
             if transport is not None:
                 transport.abort()
             raise asyncio.CancelledError()
-        return resp
+        return answer
 
     app = web.Application(middlewares=[fault_middleware])
     app["faults"] = faults

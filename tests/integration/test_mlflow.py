@@ -283,18 +283,6 @@ def test_delete_removes_the_registered_model_and_orphan_leaves_it(k8s: K8s, mns:
 # ---------------------------------------------------------------- refusals
 
 
-def test_name_taken_by_a_foreign_model(k8s: K8s, mns: str, msim: Sim) -> None:
-    name = unique("foreign")
-    direct(msim, "POST", "/registered-models/create", {"name": name, "description": "not yours"})
-    k8s.create(model("mine", ["mlflow"], description="mine", mlflow={"name": name}), mns)
-    mdl = k8s.wait("Model", "mine", mns, lambda o: condition(o, "Synced").get("reason") == "NameTaken", 60,
-                   what="NameTaken")
-    message = condition(mdl, "Synced")["message"]
-    assert "not managed by this resource" in message and "spec.mlflow.name" in message
-    stored = get_model(msim, name)
-    assert stored is not None and stored["description"] == "not yours"
-
-
 def test_a_source_mlflow_refuses_is_invalid_spec(k8s: K8s, mns: str, msim: Sim) -> None:
     k8s.create(model("local", ["mlflow"], installPath="/var/models/qwen"), mns)
     mdl = k8s.wait("Model", "local", mns, lambda o: condition(o, "Synced").get("reason") == "InvalidSpec", 60,

@@ -262,19 +262,6 @@ def test_unchanged_resync_and_restart_write_nothing(k8s: K8s, nns: str, nsim: Si
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
-def test_lost_create_response_retried_leaves_one_entity(k8s: K8s, nns: str, nsim: Sim) -> None:
-    nsim.faults(lose_next=1, match=f"POST {MODELS}")
-    k8s.create(model("lost", ["nemo"], **LLAMA), nns)
-    obj = k8s.wait_condition("Model", "lost", nns, "Ready", timeout=90)
-    name = obj["status"]["registries"][0]["externalId"]
-    mine = owned_by(nsim, nns, "lost")
-    assert [e["name"] for e in mine] == [name]
-    assert obj["status"]["registries"][0]["inventory"]["id"] == mine[0]["id"]
-    posts = [e for e in about(nsim, name) if e["method"] == "POST"]
-    assert len(posts) == 1  # the lost one did the work; the retry found it and did not POST again
-    assert nsim.http.get("/_sim/faults").json()["lose_next"] == 0  # the fault was really injected
-
-
 def test_description_too_long_for_nemo_is_terminal(k8s: K8s, nns: str, nsim: Sim) -> None:
     # The CRD admits 4096 characters; NeMo takes at most 1000. The backend knows and sends nothing.
     k8s.create(model("wordy", ["nemo"], description="x" * 1500), nns)
@@ -309,29 +296,6 @@ def test_registry_422_is_terminal_naming_the_field(k8s: K8s, nns: str, nsim: Sim
     k8s.patch("Model", "badport", nns, {"spec": {"nemo": {"api_endpoint": {"url": "http://nim.example.com:8000/v1"}}}})
     at_generation(k8s, "badport", nns, 2)
     assert entities(nsim)[name]["api_endpoint"]["url"] == "http://nim.example.com:8000/v1"
-
-
-def test_foreign_entity_with_the_name_is_name_taken(k8s: K8s, nns: str, nsim: Sim) -> None:
-    taken = f"taken-{nns}"
-    foreign = sim_create(nsim, {"name": taken, "description": "someone else's",
-                                "custom_fields": {"owner": "team-b"}})
-    nsim.clear_journal()
-    k8s.create(model("clash", ["nemo"], description="mine", nemo={"name": taken}), nns)
-    obj = k8s.wait_condition("Model", "clash", nns, "Synced", status="False")
-    synced = condition(obj, "Synced")
-    assert synced["reason"] == "NameTaken"
-    assert taken in synced["message"] and "not managed by this resource" in synced["message"]
-    assert "spec.nemo.name" in synced["message"]
-    time.sleep(RESYNC_SECONDS * 2)  # a quiet period: the foreign entity is never touched
-    assert entities(nsim)[taken] == foreign  # untouched
-    # one create was tried (the first try does not read first; the 409 answered it) and
-    # nothing after it: no update, no delete, no second create over the resyncs
-    assert [e["method"] for e in about(nsim, taken) if e["method"] != "GET"] == ["POST"]
-    # another name fixes it
-    k8s.patch("Model", "clash", nns, {"spec": {"nemo": {"name": f"mine-{nns}"}}})
-    obj = at_generation(k8s, "clash", nns, 2)
-    assert obj["status"]["registries"][0]["externalId"] == f"mine-{nns}"
-    assert entities(nsim)[taken] == foreign
 
 
 def test_entity_with_our_marker_is_adopted(k8s: K8s, cleanup: str, nsim: Sim) -> None:

@@ -18,12 +18,10 @@ from modelsync.backends import backend_class
 from modelsync.backends.base import (
     CredentialsRejected,
     NameTaken,
-    Observation,
     Recoverable,
     RegistryConnection,
     Resource,
     Terminal,
-    Unsupported,
 )
 from modelsync.vendors.instill.client import InstillBackend
 from modelsync.vendors.instill.mapping import (
@@ -126,17 +124,6 @@ def test_registered_under_instill() -> None:
     assert InstillBackend.name == "instill"
     assert InstillBackend(make_conn()).supports("Model")
     assert not InstillBackend(make_conn()).supports("ModelService")
-
-
-@pytest.mark.parametrize("method", ["observe", "create", "update"])
-async def test_model_service_is_unsupported(method: str) -> None:
-    b = InstillBackend(make_conn())
-    res = make_res(BASE_INSTILL, kind="ModelService")
-    args: tuple[Any, ...] = (res,) if method != "update" else (res, Observation(exists=True))
-    with pytest.raises(Unsupported, match="ModelService"):
-        await getattr(b, method)(*args)
-    await b.delete(res)  # nothing to delete: no error, no request
-    await b.aclose()
 
 
 # ---------------------------------------------------------------- ids
@@ -411,19 +398,6 @@ async def test_immutable_change_is_terminal_and_never_patched(sim: Sim, backend:
     assert sim.writes() == []
 
 
-async def test_lost_create_reply_then_retry_leaves_one_model(sim: Sim, backend: InstillBackend) -> None:
-    res = make_res(BASE_INSTILL)
-    sim.faults(lose_next=1, match="POST")
-    with pytest.raises(Recoverable):
-        await backend.create(res)
-    assert len(sim.models) == 1  # the server did the work
-    inventory = await backend.create(res)  # the retry: 409, ours, adopted
-    assert len(sim.models) == 1
-    assert inventory["id"] == default_model_id(res, sim.conn)
-    assert len(sim.writes("POST")) == 2
-    assert (await backend.observe(res)).up_to_date
-
-
 async def test_adopt_after_lost_reply_converges_changed_spec(sim: Sim, backend: InstillBackend) -> None:
     sim.faults(lose_next=1, match="POST")
     with pytest.raises(Recoverable):
@@ -433,39 +407,6 @@ async def test_adopt_after_lost_reply_converges_changed_spec(sim: Sim, backend: 
     inventory = await backend.create(res)
     assert inventory["description"] == "v2"
     assert [p["body"] for p in sim.writes("PATCH")] == [{"description": "v2"}]
-    assert len(sim.models) == 1
-
-
-async def test_409_foreign_model_is_name_taken(sim: Sim, backend: InstillBackend) -> None:
-    assert sim.put_model({"id": "shared", **desired_model(make_res(BASE_INSTILL), sim.conn), "readme": "theirs"}).status_code == 201
-    res = make_res({**BASE_INSTILL, "id": "shared"})
-    with pytest.raises(NameTaken) as info:
-        await backend.create(res)
-    assert str(info.value) == (
-        "Instill model local/shared exists and is not managed by this resource; set spec.instill.id to another id, "
-        "or spec.registries[].externalId: shared to adopt it"
-    )
-    assert info.value.fields == ("spec.instill.id",)
-    # observe does not claim it either, and delete leaves it alone
-    with pytest.raises(NameTaken):
-        await backend.observe(res)
-    await backend.delete(res)
-    assert ("local", "shared") in sim.models
-    assert sim.writes("DELETE") == []
-
-
-async def test_409_model_made_by_another_resource_is_name_taken(sim: Sim, backend: InstillBackend) -> None:
-    await backend.create(make_res({**BASE_INSTILL, "id": "shared"}, uid="uid-other"))
-    with pytest.raises(NameTaken):
-        await backend.create(make_res({**BASE_INSTILL, "id": "shared"}, uid="uid-mine"))
-
-
-async def test_409_ours_is_adopted(sim: Sim, backend: InstillBackend) -> None:
-    res = make_res({**BASE_INSTILL, "id": "mine"})
-    assert sim.put_model({"id": "mine", **desired_model(res, sim.conn)}).status_code == 201
-    uid = sim.models[("local", "mine")]["uid"]
-    inventory = await backend.create(res)
-    assert inventory["uid"] == uid
     assert len(sim.models) == 1
 
 
@@ -492,15 +433,6 @@ async def test_delete_and_delete_again(sim: Sim, backend: InstillBackend) -> Non
     await backend.delete(res)  # not found is success
     assert len(sim.writes("DELETE")) == 1
     assert not (await backend.observe(res)).exists
-
-
-async def test_patch_on_vanished_model_is_recoverable(sim: Sim, backend: InstillBackend) -> None:
-    res = make_res(BASE_INSTILL)
-    await backend.create(res)
-    obs = await backend.observe(make_res(BASE_INSTILL, description="x"))
-    sim.models.clear()
-    with pytest.raises(Recoverable, match="gone"):
-        await backend.update(make_res(BASE_INSTILL, description="x"), obs)
 
 
 # ---------------------------------------------------------------- error classification
@@ -566,29 +498,6 @@ async def test_missing_token_key_is_credentials_rejected() -> None:
     b = InstillBackend(conn)
     with pytest.raises(CredentialsRejected, match='no "token" key'):
         await b.observe(make_res(BASE_INSTILL))
-
-
-async def test_429_is_recoverable_with_retry_after(sim: Sim, backend: InstillBackend) -> None:
-    sim.faults(throttle_next=1, retry_after=7)
-    with pytest.raises(Recoverable) as info:
-        await backend.create(make_res(BASE_INSTILL))
-    assert info.value.retry_after == 7.0
-    assert "HTTP 429" in str(info.value)
-
-
-async def test_503_is_recoverable_with_retry_after(sim: Sim, backend: InstillBackend) -> None:
-    sim.faults(fail_next=1, retry_after=3)
-    with pytest.raises(Recoverable) as info:
-        await backend.observe(make_res(BASE_INSTILL))
-    assert info.value.retry_after == 3.0
-    assert "HTTP 503" in str(info.value)
-
-
-async def test_500_without_retry_after(sim: Sim, backend: InstillBackend) -> None:
-    sim.faults(fail_next=1, error_status=500)
-    with pytest.raises(Recoverable) as info:
-        await backend.observe(make_res(BASE_INSTILL))
-    assert info.value.retry_after is None
 
 
 async def test_retry_after_http_date() -> None:

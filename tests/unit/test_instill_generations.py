@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from modelsync.api import ModelSpec
-from modelsync.backends.base import NameTaken, Recoverable, RegistryConnection, Resource, Terminal
+from modelsync.backends.base import RegistryConnection, Resource, Terminal
 from modelsync.vendors.instill.client import InstillBackend
 from modelsync.vendors.instill.mapping import default_model_id, marker_line, not_settable
 from modelsync.vendors.instill.simulator import create_app, slug_from
@@ -194,25 +194,6 @@ async def test_aip_display_name_from_spec_is_managed(aip: Sim) -> None:
     await b.aclose()
 
 
-async def test_aip_lost_create_reply_never_makes_a_second_model(aip: Sim) -> None:
-    b = backend(aip.conn("AIP"))
-    res = make_res()
-    aip.faults(lose_next=1, match="POST")
-    with pytest.raises(Recoverable):
-        await b.create(res)
-    assert len(aip.models) == 1
-    # the core's next try reads first: found by its slug and marker
-    obs = await b.observe(res)
-    assert obs.exists and obs.external_id == next(iter(aip.models))
-    # and a create straight away (an operator restarted with no status: its first try) finds it too
-    fresh = backend(aip.conn("AIP"))
-    await fresh.create(res)
-    await fresh.create(res)
-    assert len(aip.models) == 1 and len(aip.posts()) == 1
-    await b.aclose()
-    await fresh.aclose()
-
-
 async def test_aip_create_reply_without_the_model_is_found_by_slug() -> None:
     for sim in start(generation="aip", empty_create_reply=True):
         b = backend(sim.conn())
@@ -221,17 +202,6 @@ async def test_aip_create_reply_without_the_model_is_found_by_slug() -> None:
         [model_id] = sim.models
         assert inventory["id"] == model_id and b.generation == "AIP"
         await b.aclose()
-
-
-async def test_aip_foreign_model_with_our_slug_is_name_taken(aip: Sim) -> None:
-    aip.http.post(MODELS, json={"displayName": "theirs", "slug": "shared", "readme": "# theirs", **WIRE})
-    b = backend(aip.conn("AIP"))
-    with pytest.raises(NameTaken, match="has the slug shared"):
-        await b.observe(make_res({"id": "shared"}))
-    with pytest.raises(NameTaken):
-        await b.create(make_res({"id": "shared"}))
-    assert len(aip.models) == 1
-    await b.aclose()
 
 
 @pytest.mark.parametrize("by", ["id", "slug"])

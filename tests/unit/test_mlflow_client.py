@@ -12,7 +12,7 @@ import pytest
 from modelsync.api import ModelSpec
 from modelsync.backends import backend_class
 from modelsync.backends.base import (
-    CredentialsRejected, NameTaken, Recoverable, RegistryConnection, Resource, Terminal, Unsupported,
+    CredentialsRejected, NameTaken, Recoverable, RegistryConnection, Resource, Terminal,
 )
 from modelsync.simulators.server import ThreadedServer
 from modelsync.vendors.mlflow.client import API, MlflowBackend
@@ -216,32 +216,12 @@ async def test_foreign_model_is_name_taken_ours_is_adopted(backend: MlflowBacken
     assert inv["description"] == "ours"
 
 
-async def test_delete(backend: MlflowBackend, proxy: Proxy) -> None:
-    res = resource(**SPEC)
-    name = (await backend.create(res))["name"]
-    await backend.delete(res)
-    assert not (await backend.observe(res)).exists
-    assert versions(proxy.url, name) == []
-    await backend.delete(res)  # not found is done
-
-
 async def test_invalid_source_is_invalid_spec_naming_install_path(backend: MlflowBackend) -> None:
     res = resource(installPath="/var/models/qwen")  # MLflow refuses a local path without a run
     with pytest.raises(Terminal) as info:
         await backend.create(res)
     assert info.value.reason == "InvalidSpec" and info.value.fields == ("spec.installPath",)
     assert "INVALID_PARAMETER_VALUE" in info.value.message and "source" in info.value.message
-
-
-async def test_faults_are_recoverable_with_retry_after(backend: MlflowBackend, proxy: Proxy) -> None:
-    proxy.faults(throttle_next=1, retry_after=7)
-    with pytest.raises(Recoverable) as info:
-        await backend.check()
-    assert info.value.retry_after == 7 and "HTTP 429" in info.value.message
-    proxy.faults(fail_next=1)
-    with pytest.raises(Recoverable, match="HTTP 503"):
-        await backend.check()
-    assert "reachable" in await backend.check()
 
 
 async def test_wrong_endpoint_is_misconfigured(proxy: Proxy) -> None:
@@ -255,11 +235,6 @@ async def test_wrong_endpoint_is_misconfigured(proxy: Proxy) -> None:
         assert info.value.reason == "RegistryMisconfigured"
     finally:
         await backend.aclose()
-
-
-async def test_model_service_is_unsupported(backend: MlflowBackend) -> None:
-    with pytest.raises(Unsupported, match="no counterpart for ModelService"):
-        await backend.observe(resource(kind="ModelService"))
 
 
 async def test_list_entries_pages(backend: MlflowBackend) -> None:

@@ -23,7 +23,6 @@ from modelsync.backends.base import (
     RegistryConnection,
     Resource,
     Terminal,
-    Unsupported,
     deterministic_id,
 )
 from modelsync.vendors.nemo import simulator as sim
@@ -335,19 +334,6 @@ async def test_update_single_field(backend: NemoBackend, admin: httpx.Client) ->
     assert [w["body"] for w in writes(admin)] == [{"base_model": "default/b2"}]
 
 
-async def test_lost_create_response_then_retry_leaves_one(backend: NemoBackend, admin: httpx.Client) -> None:
-    res = model({"description": "once"})
-    admin.put("/_sim/faults", json={"lose_next": 1, "match": "POST"}).raise_for_status()
-    with pytest.raises(Recoverable):
-        await backend.create(res)
-    inv = await backend.create(res)  # 409 -> ours -> adopted
-    assert inv["description"] == "once"
-    data = admin.get(MODELS).json()["data"]
-    assert len(data) == 1 and data[0]["name"] == nemo.entity_name(res, backend.conn)
-    assert [w["method"] for w in writes(admin)] == ["POST", "POST"]
-    assert (await backend.observe(res)).up_to_date
-
-
 async def test_422_is_terminal_naming_field(backend: NemoBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     # bypass local validation to see the registry's own 422 classified
     monkeypatch.setattr(nemo, "_validate", lambda body: None)
@@ -376,36 +362,6 @@ async def test_409_adopts_when_marker_ours(backend: NemoBackend, admin: httpx.Cl
     assert (await backend.observe(res)).diff == ("description", "custom_fields")
 
 
-@pytest.mark.parametrize("custom", [{}, {nemo.OWNER_KEY: "someone-else"}])
-async def test_409_name_taken_when_not_ours(backend: NemoBackend, admin: httpx.Client,
-                                            custom: dict[str, str]) -> None:
-    res = model({"nemo": {"name": "shared-name"}})
-    admin.post(MODELS, json={"name": "shared-name", "custom_fields": custom}).raise_for_status()
-    with pytest.raises(NameTaken) as ei:
-        await backend.create(res)
-    assert str(ei.value) == ("NeMo model default/shared-name exists and is not managed by this resource; "
-                             "set spec.nemo.name to another name, or spec.registries[].externalId: shared-name "
-                             "to adopt it")
-    with pytest.raises(NameTaken):
-        await backend.observe(res)  # and it is never updated either
-    await backend.delete(res)  # nor deleted
-    assert admin.get(f"{MODELS}/shared-name").status_code == 200
-
-
-@pytest.mark.parametrize("knobs, retry_after", [
-    ({"fail_next": 1, "retry_after": 3}, 3.0),
-    ({"throttle_next": 1, "retry_after": 9}, 9.0),
-    ({"fail_next": 1, "error_status": 500}, None),
-])
-async def test_5xx_and_429_are_recoverable(backend: NemoBackend, admin: httpx.Client,
-                                           knobs: dict[str, Any], retry_after: float | None) -> None:
-    admin.put("/_sim/faults", json=knobs).raise_for_status()
-    with pytest.raises(Recoverable) as ei:
-        await backend.observe(model())
-    assert ei.value.retry_after == retry_after
-    assert "HTTP" in str(ei.value)
-
-
 async def test_timeout_is_recoverable(server: tuple[str, Any], admin: httpx.Client) -> None:
     admin.put("/_sim/faults", json={"latency": 1.0}).raise_for_status()
     b = NemoBackend(conn(server[0], timeout=0.2))
@@ -425,17 +381,6 @@ async def test_connection_refused_is_recoverable() -> None:
             await b.observe(model())
     finally:
         await b.aclose()
-
-
-async def test_update_of_vanished_model_is_recoverable(backend: NemoBackend, admin: httpx.Client) -> None:
-    res = model({"description": "a"})
-    await backend.create(res)
-    changed = model({"description": "b"})
-    obs = await backend.observe(changed)
-    admin.delete(f"{MODELS}/{obs.external_id}").raise_for_status()
-    with pytest.raises(Recoverable) as ei:
-        await backend.update(changed, obs)
-    assert not isinstance(ei.value, Terminal)
 
 
 async def test_delete_and_delete_again(backend: NemoBackend, admin: httpx.Client) -> None:
@@ -472,16 +417,6 @@ async def test_other_workspace(server: tuple[str, Any], admin: httpx.Client) -> 
         assert admin.get(MODELS).json()["data"] == []
     finally:
         await b.aclose()
-
-
-async def test_model_service_is_unsupported(backend: NemoBackend, admin: httpx.Client) -> None:
-    svc = Resource(kind="ModelService", name="svc", namespace="ns", uid=UID, generation=1, spec=object())
-    for call in (backend.observe(svc), backend.create(svc), backend.update(svc, Observation(exists=True))):
-        with pytest.raises(Unsupported) as ei:
-            await call
-        assert "ModelService" in str(ei.value)
-    await backend.delete(svc)
-    assert admin.get("/_sim/requests").json() == []
 
 
 SECRET = "tok-very-secret-123"

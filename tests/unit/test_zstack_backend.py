@@ -13,7 +13,7 @@ from modelsync import api
 from modelsync.vendors.zstack import mapping as zstack
 from modelsync.vendors.zstack.client import ZStackBackend
 from modelsync.backends.base import (
-    CredentialsRejected, Observation, Recoverable, RegistryConnection, Resource, Terminal,
+    CredentialsRejected, Recoverable, RegistryConnection, Resource, Terminal,
 )
 from modelsync.vendors.zstack import simulator as zstack_sim
 from modelsync.simulators.server import serve_in_thread
@@ -200,20 +200,6 @@ async def test_a_default_service_gone_from_zstack_is_dependency_not_ready(zsim: 
         with pytest.raises(Recoverable) as info:
             await b.update(r, obs)
         assert info.value.reason == "DependencyNotReady"
-    finally:
-        await b.aclose()
-
-
-async def test_an_update_whose_model_vanished_is_retried(zsim: tuple[str, Any]) -> None:
-    url, app = zsim
-    b = ZStackBackend(conn(url))
-    try:
-        inv = await b.create(res("Model", installPath="/m"))
-        app["zstack"].delete_model(inv["uuid"])
-        with pytest.raises(Recoverable) as info:
-            await b.update(res("Model", installPath="/n"), Observation(exists=True, diff=("installPath",),
-                                                                       inventory=inv))
-        assert info.value.reason == "RegistryUnavailable" and "created again" in info.value.message
     finally:
         await b.aclose()
 

@@ -49,7 +49,7 @@ lint: venv
 	cd operator && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
 
 unit: venv
-	$(PYTHON) -m pytest -q tests/unit $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q tests/unit tests/conformance $(PYTEST_ARGS)
 
 integration: venv controlplane gitopscheck mlflow
 	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)

@@ -684,7 +684,7 @@ async def put_file(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def _api_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def _api_middleware(request: web.Request, handler: faults_mod.Handler) -> web.StreamResponse:
     """Bearer auth and FastAPI-shaped errors for every API route (not ``/_sim``)."""
     if request.path.startswith(faults_mod.ADMIN_PREFIX):
         return await handler(request)
@@ -732,7 +732,7 @@ def create_app(
                       filesets=filesets, lenient=lenient, trust_remote_code_permission=trust_remote_code_permission,
                       job_delay=job_delay)
     app["nemo"] = state
-    app.setdefault("reset_hooks", []).append(state.reset)  # type: ignore[attr-defined]
+    app.setdefault("reset_hooks", []).append(state.reset)
 
     models = MODELS_PREFIX + "/{workspace}/models"
     app.router.add_get(models, list_models)

@@ -212,7 +212,7 @@ def _string(field: str, value: Any) -> str:
 def _non_empty_string(field: str, value: Any) -> str:
     if _string(field, value) == "":
         raise invalid_argument(f"field[{field}] cannot be an empty string")
-    return value
+    return str(value)
 
 
 def _uuid(field: str, value: Any) -> str:
@@ -316,10 +316,10 @@ def _ports(field: str, value: Any) -> list[int]:
 def _http_path(field: str, value: Any) -> str:
     if not _string(field, value).startswith("/"):
         raise invalid_argument(f"field[{field}] must be an HTTP path starting with '/', got {value!r}")
-    return value
+    return str(value)
 
 
-def _architecture_images(field: str, value: Any) -> list[tuple[str, str, str | None]]:
+def _architecture_images(field: str, value: Any) -> list[tuple[str, str | None, str | None]]:
     """``[{"cpuArchitecture", "dockerImage", "vmImageUuid"}, ...]`` (the shape of the SDK's
     examples and of the inventory's modelServiceImages) -> ``[(arch, dockerImage, vmImageUuid)]``.
 
@@ -329,7 +329,7 @@ def _architecture_images(field: str, value: Any) -> list[tuple[str, str, str | N
     if not isinstance(value, list):
         raise RestError(500, f"java.lang.IllegalStateException: Expected BEGIN_ARRAY but was {_type_name(value).upper()}"
                              f" at path $.{field}")
-    images: list[tuple[str, str, str | None]] = []
+    images: list[tuple[str, str | None, str | None]] = []
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             raise RestError(500, "java.lang.IllegalStateException: Expected BEGIN_OBJECT but was "
@@ -346,7 +346,7 @@ def _architecture_images(field: str, value: Any) -> list[tuple[str, str, str | N
             _uuid(f"{field}[{index}].vmImageUuid", vm_image)
         if any(arch == seen for seen, _, _ in images):
             raise invalid_argument(f"field[{field}] names cpuArchitecture {arch} more than once")
-        images.append((arch, image, vm_image))
+        images.append((str(arch), image, vm_image))
     return images
 
 
@@ -935,7 +935,7 @@ class ZStackState:
         )
         return inventory
 
-    def _images(self, previous: list[ServiceImage], wanted: list[tuple[str, str, str | None]],
+    def _images(self, previous: list[ServiceImage], wanted: list[tuple[str, str | None, str | None]],
                 when: float) -> list[ServiceImage]:
         """The new image list; an architecture already present keeps its uuid and createDate."""
         by_arch = {image.cpu_architecture: image for image in previous}

@@ -31,6 +31,9 @@ The entity is found by its *name* (unique per workspace), which is
 
 ModelService has no NeMo counterpart: ``kinds`` is ``{"Model"}`` and the
 kind-specific methods raise :class:`Unsupported` for anything else.
+
+The flows (observe, create → on 409 read back, check the owner, adopt or ``NameTaken``, delete,
+listing) are the template's (:mod:`modelsync.backends.template`); here are NeMo's hooks.
 """
 from __future__ import annotations
 
@@ -40,7 +43,6 @@ from typing import Any, Mapping
 import httpx
 
 from ...backends.base import (
-    Backend,
     BackendError,
     Entry,
     NameTaken,
@@ -52,13 +54,14 @@ from ...backends.base import (
     Unsupported,
 )
 from ...backends.http import ABSENT, ANY, Outcome, Reply, Transport
+from ...backends.template import Exists, Record, TemplateBackend, paged
 from .mapping import (
     API_PREFIX, OBJECT_FIELDS, OWNER_KEY, RESOURCE_KEY, SPEC_READ_NULLED, WORKSPACES_PATH, desired_entity,
     diff_entity, entity_name, exact_fields, inventory_of, not_settable, owner_marker, parse_error, refine,
 )
 
 
-class NemoBackend(Backend):
+class NemoBackend(TemplateBackend):
     """NeMo Models service client for one registry connection."""
 
     name = "nemo"
@@ -115,21 +118,6 @@ class NemoBackend(Backend):
     def _where(self, name: str) -> str:
         return f"model {self.workspace}/{name}"
 
-    @staticmethod
-    def _require_model(res: Resource) -> None:
-        if res.kind != "Model":
-            raise Unsupported(f"NeMo has no counterpart for {res.kind}; only Model is synced to NeMo")
-
-    def _check_owner(self, res: Resource, entity: Mapping[str, Any], name: str) -> None:
-        if res.adopted:
-            return  # adopted on purpose: ours by declaration (the next update writes our marker)
-        marker = (entity.get("custom_fields") or {}).get(OWNER_KEY) if isinstance(entity, Mapping) else None
-        if marker != owner_marker(res, self.conn):
-            raise NameTaken(
-                f"NeMo model {self.workspace}/{name} exists and is not managed by this resource; "
-                f"set spec.nemo.name to another name, or spec.registries[].externalId: {name} to adopt it"
-            )
-
     async def _get(self, name: str, *, verbose: bool = False) -> dict[str, Any] | None:
         what = f"get {self._where(name)}"
         reply = await self._request("GET", self._models_path(name), what, accept=ABSENT,
@@ -143,47 +131,64 @@ class NemoBackend(Backend):
             raise Recoverable(self._safe(f"NeMo {what}: HTTP {reply.status} without a JSON object in the reply"))
         return reply.body
 
-    # ------------------------------------------------------------ Backend
+    # ------------------------------------------------------------ the template's hooks
 
-    async def observe(self, res: Resource) -> Observation:
-        self._require_model(res)
+    def unsupported(self, kind: str, remedy: str | None = None) -> Unsupported:
+        return Unsupported(f"NeMo has no counterpart for {kind}; only Model is synced to NeMo"
+                           + (f"; {remedy}" if remedy else ""))
+
+    def where(self, res: Resource, record: Record | None = None) -> str:
+        name = str(record.get("name")) if record is not None else entity_name(res, self.conn)
+        return f"NeMo {self._where(name)}"
+
+    def validate(self, res: Resource) -> None:
+        desired_entity(res, self.conn)  # raises Terminal for what NeMo refuses
+
+    async def read(self, res: Resource) -> Record | None:
+        return await self._get(entity_name(res, self.conn))
+
+    def owned(self, record: Record, res: Resource) -> bool:
+        custom = record.get("custom_fields")
+        marker = custom.get(OWNER_KEY) if isinstance(custom, Mapping) else None
+        return bool(marker == owner_marker(res, self.conn))
+
+    def not_ours(self, res: Resource, record: Record) -> NameTaken:
+        name = entity_name(res, self.conn)
+        return NameTaken(
+            f"NeMo model {self.workspace}/{name} exists and is not managed by this resource; "
+            f"set spec.nemo.name to another name, or spec.registries[].externalId: {name} to adopt it"
+        )
+
+    async def observed(self, res: Resource, record: Record) -> Observation:
         desired = desired_entity(res, self.conn)
-        name = desired["name"]
-        entity = await self._get(name)
-        if entity is None:
-            return Observation(exists=False)
-        self._check_owner(res, entity, name)
         return Observation(
             exists=True,
-            external_id=name,
-            diff=diff_entity(desired, entity, exact_fields(res)),
-            inventory=inventory_of(entity),
+            external_id=desired["name"],
+            diff=diff_entity(desired, record, exact_fields(res)),
+            inventory=inventory_of(record),
             desired=desired,
             not_settable=not_settable(res),
         )
 
-    async def create(self, res: Resource) -> Mapping[str, Any]:
-        self._require_model(res)
+    def inventory(self, record: Record) -> Mapping[str, Any]:
+        return inventory_of(record)
+
+    async def post(self, res: Resource) -> Record | Exists:
         desired = desired_entity(res, self.conn)
-        name = desired["name"]
-        what = f"create {self._where(name)}"
+        what = f"create {self._where(desired['name'])}"
         reply = await self._request("POST", self._models_path(), what, json=desired,
                                     accept=frozenset({Outcome.CONFLICT, Outcome.NOT_FOUND, Outcome.INVALID}))
         if reply.ok:
-            return inventory_of(self._json(reply, what))
+            return self._json(reply, what)
         if reply.outcome is Outcome.CONFLICT:
-            entity = await self._get(name)
-            if entity is None:
-                raise Recoverable(self._safe(f"NeMo {what}: name conflict, but the model is gone; retrying"))
-            self._check_owner(res, entity, name)
-            return inventory_of(entity)  # ours (e.g. a retried create): adopt
+            return Exists(f"NeMo {what}")  # ours (e.g. a retried create): adopted; else NameTaken
         if reply.outcome is Outcome.INVALID and not (reply.status == 422 and isinstance(
                 (reply.body or {}).get("detail") if isinstance(reply.body, Mapping) else None, str)):
             raise self.transport.error(reply, f"NeMo {what}")  # content: the schema's 422 list, a 400
         # the entity store answers a create in a missing workspace with a 422 whose detail is text
         raise await self._failed_in_workspace(what, reply)
 
-    async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
+    async def patch(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         """PATCH the fields named in ``obs.diff`` with their desired values.
 
         The PATCH endpoint applies every field that is not null, and replaces an object
@@ -194,7 +199,6 @@ class NemoBackend(Backend):
         object the resource sets to ``{}`` is sent as ``{}``, and empties it (``custom_fields``
         then keeps only ModelSync's keys). A field removed from the resource is not sent.
         """
-        self._require_model(res)
         desired = desired_entity(res, self.conn)
         name = desired["name"]
         what = f"update {self._where(name)}"
@@ -226,18 +230,11 @@ class NemoBackend(Backend):
             raise Recoverable(self._safe(f"NeMo {what}: model vanished; it will be recreated"))
         return inventory_of(self._json(reply, what))
 
-    async def delete(self, res: Resource) -> None:
-        if res.kind != "Model":
-            return  # nothing was ever created for other kinds
+    async def remove(self, res: Resource, record: Record | None) -> None:
         name = entity_name(res, self.conn)
-        what = f"delete {self._where(name)}"
-        entity = await self._get(name)
-        if entity is None:
-            return
-        marker = (entity.get("custom_fields") or {}).get(OWNER_KEY)
-        if marker != owner_marker(res, self.conn):
-            return  # someone else's model under that name: never ours to delete
-        await self._request("DELETE", self._models_path(name), what, accept=ABSENT)
+        await self._request("DELETE", self._models_path(name), f"delete {self._where(name)}", accept=ABSENT)
+
+    # ------------------------------------------------------------ the rest of the interface
 
     async def check(self) -> str:
         what = "list models"
@@ -256,30 +253,31 @@ class NemoBackend(Backend):
     #: ``page_size`` of each list request when listing
     list_page_size = 100
 
-    async def list_entries(self) -> list[Entry]:
-        """Every model of the workspace, page by page (``page``/``page_size``), with the owner
-        ``custom_fields["modelsync.io/resource"]`` names when the entity carries our marker."""
+    async def listed(self) -> list[Record]:
+        """Every model of the workspace, page by page (``page``/``page_size``)."""
         what = "list models"
-        out: list[Entry] = []
-        page = 1
-        while True:
+
+        async def page(number: int) -> tuple[list[Record], int | None]:
             reply = await self._request("GET", self._models_path(), what,
                                         accept=frozenset({Outcome.NOT_FOUND, Outcome.UNAVAILABLE}),
-                                        params={"page": page, "page_size": self.list_page_size})
+                                        params={"page": number, "page_size": self.list_page_size})
             if not reply.ok:
                 raise await self._failed_in_workspace(what, reply)
             body = self._json(reply, what)
-            data = [e for e in body.get("data") or [] if isinstance(e, Mapping)]
-            for entity in data:
-                custom = entity.get("custom_fields")
-                custom = custom if isinstance(custom, Mapping) else {}
-                marker, resource = custom.get(OWNER_KEY), custom.get(RESOURCE_KEY)
-                owned = isinstance(marker, str) and bool(marker) and isinstance(resource, str) and bool(resource)
-                out.append(Entry(kind="Model", external_id=str(entity.get("name")), name=str(entity.get("name")),
-                                 owner=resource if owned else None, marker=marker if owned else None))
-            pagination = body.get("pagination") if isinstance(body.get("pagination"), Mapping) else {}
-            total_pages = pagination.get("total_pages")
-            if not data or (isinstance(total_pages, int) and page >= total_pages) or (
-                    total_pages is None and len(data) < self.list_page_size):
-                return out
-            page += 1
+            data: list[Record] = [e for e in body.get("data") or [] if isinstance(e, Mapping)]
+            pagination = body.get("pagination")
+            total_pages = pagination.get("total_pages") if isinstance(pagination, Mapping) else None
+            last = not data or (isinstance(total_pages, int) and number >= total_pages) or (
+                total_pages is None and len(data) < self.list_page_size)
+            return data, None if last else number + 1
+
+        return await paged(page, 1)
+
+    def entry(self, record: Record) -> Entry:
+        """The owner ``custom_fields["modelsync.io/resource"]`` names when the entity carries our marker."""
+        custom = record.get("custom_fields")
+        custom = custom if isinstance(custom, Mapping) else {}
+        marker, resource = custom.get(OWNER_KEY), custom.get(RESOURCE_KEY)
+        owned = isinstance(marker, str) and bool(marker) and isinstance(resource, str) and bool(resource)
+        return Entry(kind="Model", external_id=str(record.get("name")), name=str(record.get("name")),
+                     owner=resource if owned else None, marker=marker if owned else None)

@@ -17,6 +17,7 @@ from ...backends.base import (
     deterministic_id,
 )
 from ...backends.http import Outcome, VendorError
+from ...backends.template import holds, without_nulls
 
 API_PREFIX = "/apis/models/v2/workspaces"
 WORKSPACES_PATH = "/apis/entities/v2/workspaces"
@@ -57,26 +58,6 @@ _COMMON_TO_CUSTOM: tuple[tuple[str, str], ...] = (
 
 
 # ---------------------------------------------------------------- pure mapping
-
-
-def _dump(value: Any) -> Any:
-    """A pydantic model (or plain value) as JSON-ready data without ``None`` members."""
-    if hasattr(value, "model_dump"):
-        value = value.model_dump(exclude_none=True)
-    if isinstance(value, Mapping):
-        return {str(k): _dump(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_dump(v) for v in value]
-    return value
-
-
-def _blank(value: Any) -> bool:
-    """A read value that holds nothing: null, ``""``, or an object / list of such."""
-    if isinstance(value, Mapping):
-        return all(_blank(v) for v in value.values())
-    if isinstance(value, list):
-        return not value
-    return value is None or value == ""
 
 
 def owner_marker(res: Resource, conn: RegistryConnection) -> str:
@@ -162,7 +143,7 @@ def desired_entity(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
     if res.kind != "Model":
         raise Unsupported(f"NeMo has no counterpart for {res.kind}; only Model is synced to NeMo")
     spec = res.spec
-    nemo = _dump(getattr(spec, "nemo", None)) or {}
+    nemo = without_nulls(getattr(spec, "nemo", None)) or {}
     body: dict[str, Any] = {"name": entity_name(res, conn)}
     description = getattr(spec, "description", None)
     if description is not None:
@@ -180,7 +161,7 @@ def desired_entity(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
         value = getattr(spec, attr, None)
         if value is not None:
             custom[key] = value
-    gpu = _dump(getattr(spec, "gpu", None))
+    gpu = without_nulls(getattr(spec, "gpu", None))
     if gpu:
         custom["modelsync.io/gpu"] = gpu
     custom[RESOURCE_KEY] = f"{res.namespace}/{res.name}"
@@ -208,7 +189,7 @@ def not_settable(res: Resource) -> tuple[NotSettable, ...]:
     if getattr(spec, "defaultServiceRef", None) is not None:
         out.append(NotSettable("spec.defaultServiceRef", "NeMo has no model services: a model entity cannot "
                                                          f"name a default service ({_SOURCE})"))
-    nemo_spec = _dump(getattr(getattr(spec, "nemo", None), "spec", None))
+    nemo_spec = without_nulls(getattr(getattr(spec, "nemo", None), "spec", None))
     if isinstance(nemo_spec, Mapping) and nemo_spec.get("head_type") is not None:
         out.append(NotSettable("spec.nemo.spec.head_type", "the NeMo server's ModelSpec has no head_type: it "
                                                            f"ignores the member ({_SOURCE}: ModelSpec)"))
@@ -221,23 +202,6 @@ def _norm_url(value: Any) -> Any:
         return value
     p = urllib.parse.urlsplit(value)
     return urllib.parse.urlunsplit((p.scheme.lower(), p.netloc.lower(), p.path or "/", p.query, p.fragment))
-
-
-def _matches(desired: Any, actual: Any) -> bool:
-    """``actual`` holds ``desired``: objects compare on the keys we set, lists element-wise;
-    an empty object is matched only by one that holds nothing (``{}`` means empty)."""
-    if isinstance(desired, Mapping):
-        if not desired:
-            return actual is None or _blank(actual)
-        if not isinstance(actual, Mapping):
-            return False
-        return all(_matches(v, actual.get(k)) for k, v in desired.items())
-    if isinstance(desired, list):
-        return isinstance(actual, list) and len(desired) == len(actual) and all(
-            _matches(d, a) for d, a in zip(desired, actual))
-    if isinstance(desired, bool) or isinstance(actual, bool):
-        return desired is actual
-    return bool(desired == actual)
 
 
 def diff_entity(desired: Mapping[str, Any], entity: Mapping[str, Any],
@@ -266,7 +230,7 @@ def diff_entity(desired: Mapping[str, Any], entity: Mapping[str, Any],
             want = None
         if field in exact and isinstance(want, Mapping) and isinstance(have, Mapping) and set(have) - set(want):
             out.append(field)
-        elif not _matches(want, have):
+        elif not holds(want, have):
             out.append(field)
     return tuple(out)
 

@@ -31,6 +31,10 @@ told by its id. Every version ModelSync makes carries the resource's uid and gen
 (:func:`~.mapping.version_tags`), and before making one the client searches the registered model's
 versions for one whose source is ``spec.installPath``; the version holding the spec is that one,
 never a second (see :mod:`.mapping`).
+
+The flows (observe, create → on ``RESOURCE_ALREADY_EXISTS`` read back, check the owner, adopt or
+``NameTaken``, delete, listing) are the template's (:mod:`modelsync.backends.template`); here are
+MLflow's hooks, and its versions.
 """
 from __future__ import annotations
 
@@ -41,7 +45,6 @@ from typing import Any, Mapping
 import httpx
 
 from ...backends.base import (
-    Backend,
     CredentialsRejected,
     Entry,
     NameTaken,
@@ -53,6 +56,7 @@ from ...backends.base import (
     Unsupported,
 )
 from ...backends.http import ABSENT, Outcome, Reply, Transport, VendorError
+from ...backends.template import Exists, Record, TemplateBackend, paged
 from . import mapping
 
 log = logging.getLogger(__name__)
@@ -93,7 +97,7 @@ def refine(status: int, err: VendorError) -> Outcome | None:
     return None
 
 
-class MlflowBackend(Backend):
+class MlflowBackend(TemplateBackend):
     name = "mlflow"
     kinds = frozenset({"Model"})
 
@@ -149,12 +153,10 @@ class MlflowBackend(Backend):
                 raise Terminal(exc.message, fields=fields) from None
             raise
 
-    @staticmethod
-    def _check_kind(res: Resource) -> None:
-        if res.kind != "Model":
-            raise Unsupported(
-                f"MLflow's Model Registry has no counterpart for {res.kind}: it holds models and their "
-                "versions, not how they are served; remove this registry from the resource's spec.registries")
+    def unsupported(self, kind: str, remedy: str | None = None) -> Unsupported:
+        remedy = remedy or "remove this registry from the resource's spec.registries"
+        return Unsupported(f"MLflow's Model Registry has no counterpart for {kind}: it holds models and their "
+                           f"versions, not how they are served; {remedy}")
 
     # -- reads
 
@@ -171,57 +173,60 @@ class MlflowBackend(Backend):
     async def _versions(self, name: str) -> list[dict[str, Any]]:
         """Every version of the registered model (search with its filter, page by page)."""
         what = f"searching the versions of {self._where(name)}"
-        out: list[dict[str, Any]] = []
-        token = ""
-        for _ in range(MAX_PAGES):
+
+        async def page(token: str) -> tuple[list[dict[str, Any]], str | None]:
             params = {"filter": mapping.versions_filter(name), "max_results": str(PAGE)}
             if token:
                 params["page_token"] = token
             reply = await self._call("GET", "/model-versions/search", what, params=params)
             body = reply.body if isinstance(reply.body, dict) else {}
-            out += [v for v in body.get("model_versions") or [] if isinstance(v, dict)]
-            token = body.get("next_page_token") or ""
-            if not token:
-                break
-        return out
+            return ([v for v in body.get("model_versions") or [] if isinstance(v, dict)],
+                    body.get("next_page_token") or None)
+
+        return await paged(page, "", max_pages=MAX_PAGES)
+
+    async def _inventory(self, name: str, model: Mapping[str, Any], want: Mapping[str, Any]) -> dict[str, Any]:
+        """The inventory: the registered model and its versions."""
+        return mapping.inventory(model, await self._versions(name), want.get("source"))
 
     async def _read(self, name: str, want: Mapping[str, Any]) -> dict[str, Any] | None:
         """The inventory (registered model and versions), or None when there is no such model."""
         model = await self._get_model(name)
         if model is None:
             return None
-        return mapping.inventory(model, await self._versions(name), want.get("source"))
-
-    def _not_ours(self, name: str) -> NameTaken:
-        return NameTaken(
-            f"{self._where(name)} exists and is not managed by this resource (its modelsync.io/uid tag is "
-            f"another's, or absent); set spec.mlflow.name to another name, or spec.registries[].externalId: "
-            f"{name} to adopt it", fields=("spec.mlflow.name",))
+        return await self._inventory(name, model, want)
 
     def _observation(self, res: Resource, name: str, want: Mapping[str, Any],
                      inv: Mapping[str, Any]) -> Observation:
         return Observation(exists=True, external_id=name, diff=mapping.diff(want, inv), inventory=inv,
                            desired=dict(want), not_settable=mapping.not_settable(res))
 
-    # -- the interface
+    # -- the template's hooks
 
-    async def check(self) -> str:
-        await self._call("GET", "/registered-models/search", "listing registered models",
-                         params={"max_results": "1"})
-        how = "credentials accepted" if self.conn.credentials else "no credentials needed"
-        return f"MLflow Model Registry reachable; {how}"
+    def where(self, res: Resource, record: Record | None = None) -> str:
+        return self._where(mapping.registered_model_name(res, self.conn))
 
-    async def observe(self, res: Resource) -> Observation:
-        self._check_kind(res)
+    def validate(self, res: Resource) -> None:
+        mapping.validate(mapping.desired(res))
+
+    async def read(self, res: Resource) -> Record | None:
+        """The registered model as MLflow returns it (its versions are read by :meth:`observed`)."""
+        return await self._get_model(mapping.registered_model_name(res, self.conn))
+
+    def owned(self, record: Record, res: Resource) -> bool:
+        return mapping.is_ours(res, mapping.registered_model_name(res, self.conn), mapping.tags_of(record))
+
+    def not_ours(self, res: Resource, record: Record) -> NameTaken:
+        name = mapping.registered_model_name(res, self.conn)
+        return NameTaken(
+            f"{self._where(name)} exists and is not managed by this resource (its modelsync.io/uid tag is "
+            f"another's, or absent); set spec.mlflow.name to another name, or spec.registries[].externalId: "
+            f"{name} to adopt it", fields=("spec.mlflow.name",))
+
+    async def observed(self, res: Resource, record: Record) -> Observation:
         name = mapping.registered_model_name(res, self.conn)
         want = mapping.desired(res)
-        mapping.validate(want)
-        inv = await self._read(name, want)
-        if inv is None:
-            return Observation(exists=False)
-        if not mapping.is_ours(res, name, inv.get("tags") or {}):
-            raise self._not_ours(name)
-        return self._observation(res, name, want, inv)
+        return self._observation(res, name, want, await self._inventory(name, record, want))
 
     def observation(self, res: Resource, inventory: Mapping[str, Any]) -> Observation | None:
         """create and update return the inventory they read back last: no read needed."""
@@ -229,28 +234,16 @@ class MlflowBackend(Backend):
             return None
         return self._observation(res, str(inventory["name"]), mapping.desired(res), inventory)
 
-    async def create(self, res: Resource) -> Mapping[str, Any]:
-        self._check_kind(res)
+    async def post(self, res: Resource) -> Record | Exists:
         name = mapping.registered_model_name(res, self.conn)
         want = mapping.desired(res)
-        mapping.validate(want)
         what = f"creating {self._where(name)}"
         fields = tuple(mapping.spec_path(f) for f in want if f not in ("source", "alias")) or ("spec.mlflow.name",)
         reply = await self._call("POST", "/registered-models/create", what,
                                  json=mapping.create_model_body(name, want, res),
                                  accept=frozenset({Outcome.CONFLICT}), fields=fields)
         if reply.outcome is Outcome.CONFLICT:
-            model = await self._get_model(name)
-            if model is None:
-                raise Recoverable(f"{what}: MLflow reported it exists, but it is gone; retrying")
-            if not mapping.is_ours(res, name, mapping.tags_of(model)):
-                raise self._not_ours(name)
-            log.info("%s: already exists and is ours; adopting it", self._where(name))
-            inv = await self._read(name, want)
-            if inv is None:
-                raise Recoverable(f"{what}: MLflow reported it exists, but it is gone; retrying")
-            obs = self._observation(res, name, want, inv)
-            return await self._converge(res, name, want, obs) if obs.diff else inv
+            return Exists(what)  # adopted when its uid tag is ours, else NameTaken
         # a new registered model has no versions: its first one is made without looking (a lost reply
         # on that create is found by the next try, which observes first and looks before making one)
         version = None
@@ -263,12 +256,16 @@ class MlflowBackend(Backend):
             raise Recoverable(f"{what}: created, but MLflow does not show it yet; will look again")
         return inv
 
-    async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
-        self._check_kind(res)
+    async def adopted(self, res: Resource, record: Record) -> Mapping[str, Any]:
+        """An existing registered model of ours: brought in line with the spec right away."""
+        obs = await self.observed(res, record)
+        inv = obs.inventory or {}
+        return await self._converge(res, str(inv.get("name") or obs.external_id), mapping.desired(res), obs) \
+            if obs.diff else inv
+
+    async def patch(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         name = mapping.registered_model_name(res, self.conn)
-        want = mapping.desired(res)
-        mapping.validate(want)
-        return await self._converge(res, name, want, obs)
+        return await self._converge(res, name, mapping.desired(res), obs)
 
     async def _converge(self, res: Resource, name: str, want: Mapping[str, Any],
                         obs: Observation) -> Mapping[str, Any]:
@@ -326,41 +323,41 @@ class MlflowBackend(Backend):
                           f"pointing alias {alias} of {self._where(name)} at version {version}",
                           {"name": name, "alias": alias, "version": version}, ("spec.mlflow.alias",))
 
-    async def delete(self, res: Resource) -> None:
-        """Delete our registered model (its versions and aliases with it); "not found" is success. One
-        that is not ours is left alone (logged)."""
-        if res.kind != "Model":
-            return
+    async def remove(self, res: Resource, record: Record | None) -> None:
+        """Its versions and aliases go with it."""
         name = mapping.registered_model_name(res, self.conn)
-        model = await self._get_model(name)
-        if model is None:
-            return
-        if not mapping.is_ours(res, name, mapping.tags_of(model)):
-            log.warning("%s is not managed by %s/%s; leaving it in place", self._where(name), res.namespace, res.name)
-            return
         await self._call("DELETE", "/registered-models/delete", f"deleting {self._where(name)}",
                          json={"name": name}, accept=ABSENT)
 
+    # -- the rest of the interface
+
+    async def check(self) -> str:
+        await self._call("GET", "/registered-models/search", "listing registered models",
+                         params={"max_results": "1"})
+        how = "credentials accepted" if self.conn.credentials else "no credentials needed"
+        return f"MLflow Model Registry reachable; {how}"
+
     # -- inventory (read-only, for ``modelsync inventory``)
 
-    async def list_entries(self) -> list[Entry]:
-        """Every registered model, page by page, with the owner its ``modelsync.io/owner`` tag names."""
-        out: list[Entry] = []
-        token = ""
-        for _ in range(10_000):
+    async def listed(self) -> list[Record]:
+        """Every registered model, page by page."""
+
+        async def page(token: str) -> tuple[list[Record], str | None]:
             params = {"max_results": str(PAGE)}
             if token:
                 params["page_token"] = token
             reply = await self._call("GET", "/registered-models/search", "listing registered models",
                                      params=params)
             body = reply.body if isinstance(reply.body, dict) else {}
-            for model in body.get("registered_models") or []:
-                if not isinstance(model, dict) or not model.get("name"):
-                    continue
-                tags = mapping.tags_of(model)
-                out.append(Entry(kind="Model", external_id=str(model["name"]), name=str(model["name"]),
-                                 owner=tags.get(mapping.OWNER_TAG), marker=tags.get(mapping.UID_TAG)))
-            token = body.get("next_page_token") or ""
-            if not token:
-                break
-        return out
+            return ([m for m in body.get("registered_models") or [] if isinstance(m, dict)],
+                    body.get("next_page_token") or None)
+
+        return await paged(page, "", max_pages=10_000)
+
+    def entry(self, record: Record) -> Entry | None:
+        """The owner its ``modelsync.io/owner`` tag names."""
+        if not record.get("name"):
+            return None
+        tags = mapping.tags_of(record)
+        return Entry(kind="Model", external_id=str(record["name"]), name=str(record["name"]),
+                     owner=tags.get(mapping.OWNER_TAG), marker=tags.get(mapping.UID_TAG))

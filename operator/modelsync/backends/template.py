@@ -47,7 +47,7 @@ C = TypeVar("C")
 class Exists:
     """What :meth:`TemplateBackend.post` returns when the registry says the entry is already there
     (a 409, or the vendor's equivalent): the template reads it back and adopts it or refuses it.
-    ``what`` names the create in messages ("NeMo create model ws/x")."""
+    ``what`` names the create in messages ("create model ws/x")."""
 
     what: str
 
@@ -76,7 +76,7 @@ class TemplateBackend(Backend, abc.ABC):
         return True
 
     def where(self, res: Resource, record: Record | None = None) -> str:
-        """The entry in messages ("NeMo model ws/x")."""
+        """The entry in messages ("model ws/x")."""
         return f"{self.name} entry of {res.kind} {res.namespace}/{res.name}"
 
     def not_ours(self, res: Resource, record: Record) -> NameTaken:

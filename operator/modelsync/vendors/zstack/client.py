@@ -35,6 +35,10 @@ value. Fields only UpdateModelService takes (serviceName, servicePorts, serviceL
 serviceReadyz, serviceBootupTime) are sent by one UpdateModelService right after the create.
 No system tag is made up: ``spec.zstack.systemTags`` is sent verbatim on AddModel, and ZStack
 refuses a tag that matches no pattern registered on the server (``SYS.1007``).
+
+The flows are the template's (:mod:`modelsync.backends.template`) with ``marked = False``: an
+entry's uuid is derived from the resource, so only this resource can ever name it, and a create
+refused while an entry with that uuid exists adopts it without an owner check.
 """
 from __future__ import annotations
 
@@ -47,10 +51,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from ...backends.base import (
-    Backend, BackendError, CredentialsRejected, Entry, Kind, NotSettable, Observation, Recoverable,
-    RegistryConnection, Resource, Terminal,
+    BackendError, CredentialsRejected, Entry, Kind, NotSettable, Observation, Recoverable, RegistryConnection,
+    Resource, Terminal,
 )
 from ...backends.http import ABSENT, ANY, Fetch, Outcome, Reply, Transport, VendorError
+from ...backends.template import Exists, Record, TemplateBackend, paged
 from .mapping import (
     API, INVALID_SESSION, MODEL_CREATE_ONLY, NOT_FOUND, SERVICE_CREATE_ONLY, SERVICE_UPDATE_ONLY, add_model_body,
     add_service_body, create_only_change, desired_model, desired_service, diff, missing_reference,
@@ -59,9 +64,11 @@ from .mapping import (
 )
 
 
-class ZStackBackend(Backend):
+class ZStackBackend(TemplateBackend):
     name = "zstack"
     references = frozenset({"defaultService"})
+    #: the entry's uuid is derived from the resource (``resourceUuid``): only this resource names it
+    marked = False
 
     def __init__(self, conn: RegistryConnection, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(conn)
@@ -172,17 +179,25 @@ class ZStackBackend(Backend):
             return None
         return self._observation(res, self._desired(res), inventory)
 
-    async def observe(self, res: Resource) -> Observation:
-        desired = self._desired(res)
-        inv = await self._get(res)
-        if inv is None:
-            return Observation(exists=False, not_settable=self._not_settable(res, None))
-        return self._observation(res, desired, inv)
+    # -- the template's hooks
 
-    async def create(self, res: Resource) -> Mapping[str, Any]:
+    def validate(self, res: Resource) -> None:
+        self._desired(res)  # raises Terminal for what AddModel / AddModelService would refuse
+
+    async def read(self, res: Resource) -> Record | None:
+        return await self._get(res)
+
+    def absent(self, res: Resource) -> Observation:
+        return Observation(exists=False, not_settable=self._not_settable(res, None))
+
+    async def observed(self, res: Resource, record: Record) -> Observation:
+        return self._observation(res, self._desired(res), record)
+
+    async def post(self, res: Resource) -> Record | Exists:
         desired = self._desired(res)
         body = (add_model_body if res.kind == "Model" else add_service_body)(res, self.conn, desired)
         reply = await self._call("POST", self._collection(res), "create", body, accept=ANY)
+        inv: Mapping[str, Any] | None
         if not reply.ok:
             # ZStack has no dedicated code for a taken resourceUuid. If the object with our
             # uuid exists now, an earlier create went through and its answer was lost: adopt it.
@@ -207,6 +222,9 @@ class ZStackBackend(Backend):
                 inv = await self._put(res, update_service_body(desired, later)) or inv
         return inv
 
+    def inventory(self, record: Record) -> Mapping[str, Any]:
+        return record
+
     async def _put(self, res: Resource, body: Mapping[str, Any]) -> dict[str, Any]:
         uuid = resource_uuid(res, self.conn)
         reply = await self._call("PUT", f"{self._collection(res)}/{uuid}", "update", body, accept=ABSENT)
@@ -214,7 +232,7 @@ class ZStackBackend(Backend):
             raise missing_reference(res, self.conn, reply.error or VendorError(), "ZStack update")
         return self._body(reply).get("inventory") or (await self._get(res)) or {}
 
-    async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
+    async def patch(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         desired = self._desired(res)
         if res.kind == "Model":
             refused = create_only_change(res, obs.diff, obs.inventory, MODEL_CREATE_ONLY, "UpdateModel")
@@ -226,9 +244,11 @@ class ZStackBackend(Backend):
             raise refused
         return await self._put(res, body)
 
-    async def delete(self, res: Resource) -> None:
+    async def remove(self, res: Resource, record: Record | None) -> None:
         uuid = resource_uuid(res, self.conn)
         await self._call("DELETE", f"{self._collection(res)}/{uuid}", "delete", accept=ABSENT)
+
+    # -- the rest of the interface
 
     async def check(self) -> str:
         center = self.conn.settings.get("modelCenterUuid")
@@ -250,17 +270,15 @@ class ZStackBackend(Backend):
 
     async def _query_all(self, path: str, what: str, conditions: Collection[str] = ()) -> list[dict[str, Any]]:
         """Every inventory a ZStack query answers, page by page (``start``/``limit``)."""
-        out: list[dict[str, Any]] = []
-        start = 0
-        while True:
-            params: list[tuple[str, str | int]] = [("q", c) for c in conditions]
+
+        async def page(start: int) -> tuple[list[dict[str, Any]], int | None]:
+            params: list[tuple[str, str | int | float | bool | None]] = [("q", c) for c in conditions]
             params += [("start", start), ("limit", self.list_page_size)]
             reply = await self.transport.request("GET", path, what=f"ZStack {what}", params=httpx.QueryParams(params))
-            page = [i for i in self._body(reply).get("inventories") or [] if isinstance(i, dict)]
-            out += page
-            if len(page) < self.list_page_size:
-                return out
-            start += len(page)
+            found = [i for i in self._body(reply).get("inventories") or [] if isinstance(i, dict)]
+            return found, None if len(found) < self.list_page_size else start + len(found)
+
+        return await paged(page, 0)
 
     async def list_entries(self) -> list[Entry]:
         """The model center's models and model services, each with the owner its

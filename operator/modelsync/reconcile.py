@@ -47,7 +47,7 @@ from . import api
 from .backends import make_backend
 from .backends.base import (
     Backend, BackendError, CredentialsInvalid, CredentialsRejected, Kind, Observation, Recoverable,
-    RegistryConnection, Resource, Terminal, Unsupported,
+    RegistryConnection, Resource, Terminal,
 )
 
 from .conditions import (
@@ -492,11 +492,7 @@ class Reconciler:
                 return _RegistryResult(dict(old), None, Terminal(old.get("message") or "", reason=old["reason"]))
             previous["backend"] = backend.name
             previous["registryVersion"] = registry_version
-            if not backend.supports(kind):
-                raise Unsupported(
-                    f"{backend.name} registries have no counterpart for a {kind}; "
-                    f"remove {ref.kind} {ref.name} from spec.registries"
-                )
+            backend.require(kind, remedy=f"remove {ref.kind} {ref.name} from spec.registries")
             res = Resource(
                 kind=cast(Kind, kind), name=meta["name"], namespace=namespace, uid=meta["uid"], generation=generation,
                 spec=spec, external_id=ref.externalId or previous.get("externalId"), adopted=bool(ref.externalId),

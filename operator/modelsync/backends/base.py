@@ -265,6 +265,20 @@ class Backend(abc.ABC):
     def supports(self, kind: str) -> bool:
         return kind in self.kinds
 
+    def unsupported(self, kind: str, remedy: str | None = None) -> Unsupported:
+        """The error for a kind this registry has no counterpart for. ``remedy`` ends the message
+        (the core names the registry reference to remove); a backend may override it to say why in
+        its own words."""
+        remedy = remedy or f"remove registry {self.conn.name} from this {kind}'s spec.registries"
+        return Unsupported(f"{self.name} registries have no counterpart for a {kind}; {remedy}")
+
+    def require(self, kind: str, remedy: str | None = None) -> None:
+        """The one "this registry has no such kind" check, made by the core before it calls a
+        backend and by a backend called for such a kind anyway: :meth:`unsupported` unless
+        :meth:`supports`."""
+        if not self.supports(kind):
+            raise self.unsupported(kind, remedy)
+
     @abc.abstractmethod
     async def observe(self, res: Resource) -> Observation:
         """Read the registry's object for ``res`` (found by its deterministic id)

@@ -75,6 +75,11 @@ them). The rule here:
   or the Model is recreated under a new name. The CRD's CEL rules block such
   edits at admission; this is the second line of defence (e.g. for a model
   changed behind our back).
+
+The shared flows (the kind check, observe, update, delete, the read-back after a 409, listing) are
+the template's (:mod:`modelsync.backends.template`); ``create`` adds Instill's own first steps (the
+generation is found, and on AIP, which never answers 409, the model is looked up by slug before a
+create) and then runs the template's.
 """
 from __future__ import annotations
 
@@ -86,7 +91,6 @@ from urllib.parse import quote
 import httpx
 
 from ...backends.base import (
-    Backend,
     BackendError,
     CredentialsRejected,
     Entry,
@@ -99,6 +103,7 @@ from ...backends.base import (
     Unsupported,
 )
 from ...backends.http import ABSENT, Outcome, Reply, Transport
+from ...backends.template import Exists, Record, TemplateBackend, paged
 from .mapping import (
     AIP, AIP_MUTABLE_FIELDS, AIP_ONLY_KEYS, API_PREFIX, GENERATION_WORDS, IMMUTABLE_FIELDS, LEGACY,
     MUTABLE_FIELDS, SPEC_PATHS, create_body, desired_model, diff_model, immutable_change_message, inventory_of,
@@ -108,7 +113,7 @@ from .mapping import (
 log = logging.getLogger(__name__)
 
 
-class InstillBackend(Backend):
+class InstillBackend(TemplateBackend):
     name = "instill"
     kinds = frozenset({"Model"})
 
@@ -294,13 +299,10 @@ class InstillBackend(Backend):
             raise Recoverable(self._scrub(f"{what}: HTTP {reply.status} without a model in the reply"))
         return model
 
-    def _check_kind(self, res: Resource) -> None:
-        if res.kind != "Model":
-            raise Unsupported(
-                f"Instill AI has no counterpart for {res.kind}: its model API manages Models only "
-                f"(serving is part of the Model, set with spec.instill.hardware); "
-                f"remove registry {self.conn.name} from this {res.kind}'s spec.registries"
-            )
+    def unsupported(self, kind: str, remedy: str | None = None) -> Unsupported:
+        remedy = remedy or f"remove registry {self.conn.name} from this {kind}'s spec.registries"
+        return Unsupported(f"Instill AI has no counterpart for {kind}: its model API manages Models only "
+                           f"(serving is part of the Model, set with spec.instill.hardware); {remedy}")
 
     def _is_ours(self, res: Resource, model_id: str, model: Mapping[str, Any]) -> bool:
         if marker_owner(model.get("readme")) == owner_token(res, self.conn):
@@ -332,22 +334,26 @@ class InstillBackend(Backend):
         pages through the namespace (``pageSize`` 100)."""
         what = f"looking up slug {slug} in Instill namespace {self.namespace}"
         found: list[dict[str, Any]] = []
-        token = ""
-        while True:
-            params = {"pageSize": str(self.list_page_size)}
+        for model in await self._models(what, {}):
+            self._learn(model)
+            if model.get("slug") == slug or slug in (model.get("aliases") or []):
+                found.append(model)
+        return sorted(found, key=lambda m: str(m.get("createTime") or ""))
+
+    async def _models(self, what: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Every model of the namespace, page by page (``pageSize``/``pageToken``)."""
+
+        async def page(token: str) -> tuple[list[dict[str, Any]], str | None]:
+            query = {"pageSize": str(self.list_page_size), **params}
             if token:
-                params["pageToken"] = token
-            reply = await self._send("GET", self._path(), what, params=params)
+                query["pageToken"] = token
+            reply = await self._send("GET", self._path(), what, params=query)
             body = reply.body if isinstance(reply.body, dict) else {}
-            for model in body.get("models") or []:
-                if isinstance(model, dict):
-                    self._learn(model)
-                    if model.get("slug") == slug or slug in (model.get("aliases") or []):
-                        found.append(model)
             next_token = body.get("nextPageToken")
-            if not next_token or not isinstance(next_token, str) or next_token == token:
-                return sorted(found, key=lambda m: str(m.get("createTime") or ""))
-            token = next_token
+            return ([m for m in body.get("models") or [] if isinstance(m, dict)],
+                    next_token if isinstance(next_token, str) and next_token else None)
+
+        return await paged(page, "")
 
     async def _find_aip(self, res: Resource) -> dict[str, Any] | None:
         """The resource's model on an AIP server, read in full, or None.
@@ -382,37 +388,63 @@ class InstillBackend(Backend):
             self._ids[res.uid] = model_id
         return model
 
-    # -- the interface
+    # -- the template's hooks
 
-    async def observe(self, res: Resource) -> Observation:
-        self._check_kind(res)
+    def where(self, res: Resource, record: Record | None = None) -> str:
+        model_id = str(record.get("id")) if record is not None and record.get("id") else model_id_for(res, self.conn)
+        return self._where(model_id)
+
+    async def read(self, res: Resource) -> Record | None:
+        """The resource's model, read in full: by id on Legacy, by id or slug and marker on AIP
+        (NameTaken there for a slug that is someone else's); None as well when the namespace has
+        no model at all (its generation is not known yet)."""
         generation = await self._detect()
+        if generation == LEGACY:
+            return await self._get(model_id_for(res, self.conn))
+        if generation == AIP:
+            return await self._find_aip(res)
+        return None
+
+    def owned(self, record: Record, res: Resource) -> bool:
+        model_id = str(record.get("id")) if self._generation == AIP else model_id_for(res, self.conn)
+        return self._is_ours(res, model_id, record)
+
+    def not_ours(self, res: Resource, record: Record) -> NameTaken:
+        return self._not_ours(model_id_for(res, self.conn))
+
+    def absent(self, res: Resource) -> Observation:
+        self._absent.add(self._key(res))
+        return Observation(exists=False)
+
+    async def observed(self, res: Resource, record: Record) -> Observation:
+        generation = self._generation or LEGACY
         desired = desired_model(res, self.conn, generation)
         validate_desired(desired, creating=False)
-        model: dict[str, Any] | None = None  # None too when the namespace has no model (generation None)
-        if generation == LEGACY:
-            model_id = model_id_for(res, self.conn)
-            model = await self._get(model_id)
-            if model is not None and not self._is_ours(res, model_id, model):
-                raise self._not_ours(model_id)
-        elif generation == AIP:
-            model = await self._find_aip(res)
-            model_id = str(model.get("id")) if model is not None else ""
-        if model is None or generation is None:
-            self._absent.add(self._key(res))
-            return Observation(exists=False)
-        desired = desired_model(res, self.conn, generation)
+        model_id = str(record.get("id")) if generation == AIP else model_id_for(res, self.conn)
         return Observation(
             exists=True,
             external_id=model_id,
-            diff=diff_model(desired, model),
-            inventory=inventory_of(model),
+            diff=diff_model(desired, record),
+            inventory=inventory_of(record),
             desired=desired,
             not_settable=not_settable(res, generation),
         )
 
+    def inventory(self, record: Record) -> Mapping[str, Any]:
+        return inventory_of(record)
+
+    async def adopted(self, res: Resource, record: Record) -> Mapping[str, Any]:
+        return await self._adopt(res, record)
+
+    async def remove(self, res: Resource, record: Record | None) -> None:
+        model_id = str((record or {}).get("id") or "") if self._generation == AIP else model_id_for(res, self.conn)
+        await self._send("DELETE", self._path(model_id), f"deleting {self._where(model_id)}", accept=ABSENT)
+        self._ids.pop(res.uid, None)
+
+    # -- the interface
+
     async def create(self, res: Resource) -> Mapping[str, Any]:
-        self._check_kind(res)
+        self.require(res.kind)
         validate_desired(desired_model(res, self.conn, None), creating=True)  # before any request
         generation = await self._detect()
         looked = self._key(res) in self._absent
@@ -424,6 +456,11 @@ class InstillBackend(Backend):
             if model is not None:
                 log.info("%s: already exists and is ours; adopting it", self._where(str(model.get("id"))))
                 return await self._adopt(res, model)
+        return await super().create(res)
+
+    async def post(self, res: Resource) -> Record | Exists:
+        """The POST (and a PATCH of what did not fit in it); :class:`Exists` on Legacy's 409."""
+        generation = self._generation
         slug = model_id_for(res, self.conn)
         desired = desired_model(res, self.conn, generation)
         validate_desired(desired, creating=True)
@@ -458,13 +495,7 @@ class InstillBackend(Backend):
         if reply.outcome is Outcome.CONFLICT:
             # only Legacy answers 409 (the id is the client's); AIP's ids are its own
             self._seen(LEGACY, f"it answered a create with 409 for the id {slug}")
-            model = await self._get(slug)
-            if model is None:
-                raise Recoverable(f"{what}: the registry reported it exists, but it is gone; retrying")
-            if not self._is_ours(res, slug, model):
-                raise self._not_ours(slug)
-            log.info("%s: already exists and is ours; adopting it", self._where(slug))
-            return await self._adopt(res, model)
+            return Exists(what)  # read back by id: ours is adopted, another's is NameTaken
         raise self._create_refused(reply, what)
 
     async def _adopt(self, res: Resource, model: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -476,9 +507,8 @@ class InstillBackend(Backend):
             return await self.update(res, obs)
         return obs.inventory or {}
 
-    async def update(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
+    async def patch(self, res: Resource, obs: Observation) -> Mapping[str, Any]:
         """PATCH the differing mutable fields, then refuse immutable drift (see module doc)."""
-        self._check_kind(res)
         generation = self._generation or LEGACY
         model_id = obs.external_id if generation == AIP and obs.external_id else model_id_for(res, self.conn)
         desired = desired_model(res, self.conn, generation)
@@ -502,33 +532,11 @@ class InstillBackend(Backend):
         """Delete our model; "not found" is success. A model at the id that is
         not ours is left alone (logged): deleting it would destroy someone
         else's work, and blocking the Kubernetes deletion would not help."""
-        if res.kind != "Model":
-            return
-        generation = await self._detect()
-        if generation is None:
-            return  # the namespace has no model at all
-        if generation == AIP:
-            try:
-                model = await self._find_aip(res)
-            except NameTaken:
-                log.warning("the model with slug %s in Instill namespace %s is not managed by %s/%s; leaving it "
-                            "in place", model_id_for(res, self.conn), self.namespace, res.namespace, res.name)
-                return
-            if model is None:
-                return
-            model_id = str(model.get("id"))
-        else:
-            model_id = model_id_for(res, self.conn)
-            model = await self._get(model_id)
-            if model is None:
-                return
-            if not self._is_ours(res, model_id, model):
-                log.warning("%s is not managed by %s/%s; leaving it in place", self._where(model_id), res.namespace,
-                            res.name)
-                return
-        what = f"deleting {self._where(model_id)}"
-        await self._send("DELETE", self._path(model_id), what, accept=ABSENT)
-        self._ids.pop(res.uid, None)
+        try:
+            await super().delete(res)
+        except NameTaken:  # AIP: the slug is another's (found by its look-up, before anything is deleted)
+            log.warning("the model with slug %s in Instill namespace %s is not managed by %s/%s; leaving it "
+                        "in place", model_id_for(res, self.conn), self.namespace, res.namespace, res.name)
 
     # -- inventory (read-only, for ``modelsync inventory``)
 
@@ -537,29 +545,16 @@ class InstillBackend(Backend):
     _MARKER_RESOURCE_RE = re.compile(
         r"<!--\s*managed-by:\s*modelsync\.io;\s*owner:\s*[0-9a-fA-F-]{36};\s*resource:\s*\w+\s+([^\s>]+)\s*-->")
 
-    async def list_entries(self) -> list[Entry]:
-        """Every model of the namespace, page by page (``pageSize``/``pageToken``, full view
-        for the readme), with the owner the readme's marker comment names. The name is the
-        model's slug on the AIP generation, its id on Legacy."""
-        what = f"listing the models of Instill namespace {self.namespace}"
-        out: list[Entry] = []
-        token = ""
-        while True:
-            params = {"pageSize": str(self.list_page_size), "view": "VIEW_FULL"}
-            if token:
-                params["pageToken"] = token
-            reply = await self._send("GET", self._path(), what, params=params)
-            body = reply.body if isinstance(reply.body, dict) else {}
-            for model in body.get("models") or []:
-                if not isinstance(model, dict):
-                    continue
-                readme = model.get("readme")
-                owner_uuid = marker_owner(readme)
-                found = self._MARKER_RESOURCE_RE.findall(readme) if owner_uuid else []
-                out.append(Entry(kind="Model", external_id=str(model.get("id")),
-                                 name=str(model.get("slug") or model.get("id")),
-                                 owner=found[-1] if found else None, marker=owner_uuid))
-            next_token = body.get("nextPageToken")
-            if not next_token or not isinstance(next_token, str) or next_token == token:
-                return out
-            token = next_token
+    async def listed(self) -> list[Record]:
+        """Every model of the namespace (full view, for the readme)."""
+        return list(await self._models(f"listing the models of Instill namespace {self.namespace}",
+                                       {"view": "VIEW_FULL"}))
+
+    def entry(self, record: Record) -> Entry:
+        """The owner the readme's marker comment names. The name is the model's slug on the AIP
+        generation, its id on Legacy."""
+        readme = record.get("readme")
+        owner_uuid = marker_owner(readme)
+        found = self._MARKER_RESOURCE_RE.findall(readme) if owner_uuid and isinstance(readme, str) else []
+        return Entry(kind="Model", external_id=str(record.get("id")), name=str(record.get("slug") or record.get("id")),
+                     owner=found[-1] if found else None, marker=owner_uuid)

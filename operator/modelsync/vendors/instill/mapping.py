@@ -18,6 +18,7 @@ from ...backends.base import (
     deterministic_id,
 )
 from ...backends.http import VendorError
+from ...backends.template import holds
 from .schema import INSTILL_ID_PATTERN
 
 API_PREFIX = "/v1alpha"
@@ -292,14 +293,6 @@ def validate_desired(body: Mapping[str, Any], *, creating: bool) -> None:
         raise Terminal("; ".join(problems), fields=tuple(fields))
 
 
-def _contains(observed: Any, desired: Any) -> bool:
-    """Every key the spec sets has the same value in the registry (the server
-    may add defaults to ``configuration``; those are not drift)."""
-    if isinstance(desired, dict):
-        return isinstance(observed, dict) and all(k in observed and _contains(observed[k], v) for k, v in desired.items())
-    return bool(observed == desired)
-
-
 def _norm(field: str, value: Any) -> Any:
     if field in OPTIONAL_STRINGS:
         s = "" if value is None else str(value)
@@ -324,7 +317,9 @@ def diff_model(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> tuple
         if f not in desired:
             continue
         want, have = _norm(f, desired.get(f)), _norm(f, observed.get(f))
-        same = _contains(have, want) if f == "configuration" else want == have
+        # the server may add defaults to ``configuration``: every key the spec sets must hold its value
+        same = (holds(want, have, lists=False, empty_is_empty=False, strict_bools=False) if f == "configuration"
+                else want == have)
         if not same:
             out.append(f)
     return tuple(out)

@@ -40,7 +40,7 @@ test: venv controlplane gitopscheck mlflow lint
 # mypy --strict (pyproject's [tool.mypy]) on the modules that pass it; the others are listed there
 TYPED := modelsync.conditions modelsync.reconcile modelsync.controller modelsync.handlers modelsync.kube \
          modelsync.cli modelsync.leader modelsync.metrics modelsync.redact modelsync.cel \
-         modelsync.backends modelsync.backends.base modelsync.backends.http
+         modelsync.backends modelsync.backends.base modelsync.backends.http modelsync.status modelsync.connections
 typecheck: venv
 	$(VENV)/bin/mypy $(addprefix -m ,$(TYPED)) -p modelsync.testing
 

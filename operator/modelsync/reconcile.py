@@ -16,6 +16,9 @@ resync writes nothing, and an error decision for the caller: retry later
 Retry-After) or wait for a new spec (:class:`Stop`). The controller
 (:mod:`modelsync.controller`) schedules accordingly; backends never decide any of this.
 
+Connections and their cache live in :mod:`modelsync.connections`, status building in
+:mod:`modelsync.status`: this module keeps the decisions.
+
 A registry whose entry already records a terminal failure for the current
 generation is not called again: a rejected spec is retried when it changes.
 
@@ -44,17 +47,18 @@ from typing import Any, Mapping, Sequence, cast
 import pydantic
 
 from . import api
-from .backends import make_backend
 from .backends.base import (
-    Backend, BackendError, CredentialsInvalid, CredentialsRejected, Kind, Observation, Recoverable,
-    RegistryConnection, Resource, Terminal,
+    Backend, BackendError, CredentialsRejected, Kind, Observation, Recoverable,
+    Resource, Terminal,
 )
 
 from .conditions import (
-    OBSERVED_REASONS, STALLED_REASONS, TERMINAL_REASONS, WAITING_REASONS, ConditionType, Reason, Status, condition,
-    condition_dict, now_rfc3339,
+    STALLED_REASONS, TERMINAL_REASONS, WAITING_REASONS, ConditionType, Reason, Status, now_rfc3339,
 )
+from .connections import BackendPool, clean_credentials  # noqa: F401  (re-exported: the pool was here)
 from .kube import NotFound, Reader
+from .status import build as build_status, condition_of, patch as patch_of
+from .status import INVENTORY_TEXT_LIMIT, STATUS_BYTES_LIMIT, fit_entries, slim_inventory  # noqa: F401
 from .redact import scrub
 
 # TERMINAL_REASONS, OBSERVED_REASONS, WAITING_REASONS and STALLED_REASONS are derived from
@@ -65,10 +69,6 @@ BACKOFF_BASE = 1.0
 #: low enough that a registry back from an outage is called again within half a minute even
 #: without its Ready condition turning True (the controller also requeues on that)
 BACKOFF_CAP = 30.0
-#: inventory strings longer than this are not copied into status (they echo the spec back)
-INVENTORY_TEXT_LIMIT = 1024
-#: a status whose JSON is larger than this is trimmed (the apiserver's limit is ~1.5 MiB per object)
-STATUS_BYTES_LIMIT = 256 * 1024
 
 
 PAUSE_ANNOTATION = "modelsync.io/paused"
@@ -92,53 +92,6 @@ def digest(value: Any) -> str:
     """A short, stable digest of a JSON-able value (for unobservedFields)."""
     text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def slim_inventory(inventory: Mapping[str, Any]) -> dict[str, Any]:
-    """The inventory as status keeps it: nulls dropped, long texts (a readme or introduction
-    that only echoes the spec) replaced by their size, so status stays small."""
-    out: dict[str, Any] = {}
-    for k, v in without_nulls(dict(inventory)).items():
-        if isinstance(v, str) and len(v) > INVENTORY_TEXT_LIMIT:
-            v = f"({len(v.encode())} bytes, not copied)"
-        out[k] = v
-    return out
-
-
-def without_nulls(value: Any) -> Any:
-    """``value`` as the apiserver stores it in status: object members that are null dropped.
-    Status built from a registry's record must compare equal to what was stored, or every
-    resync would send a status patch."""
-    if isinstance(value, Mapping):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
-
-
-def fit_entries(given: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Registry entries small enough for status: inventories are dropped, largest first,
-    until the JSON fits :data:`STATUS_BYTES_LIMIT`, each with a note saying so. Trimming
-    is decided here, once, so a status never fails the apiserver's size check and loops."""
-    entries: list[Mapping[str, Any]] = list(given)
-
-    def size() -> int:
-        return len(json.dumps(entries, default=str).encode())
-
-    if size() <= STATUS_BYTES_LIMIT:
-        return entries
-    copies = [dict(e) for e in given]
-    entries = list(copies)
-    for e in sorted(copies, key=lambda e: -len(json.dumps(e.get("inventory"), default=str))):
-        if e.get("inventory") is not None:
-            e["inventory"] = {"trimmed": "the inventory is too large for status; read it from the registry"}
-        if size() <= STATUS_BYTES_LIMIT:
-            break
-    for e in copies:
-        if size() <= STATUS_BYTES_LIMIT:
-            break
-        e["message"] = (e.get("message") or "")[:1024]
-    return entries
 
 
 # ---------------------------------------------------------------- outcomes
@@ -166,140 +119,6 @@ class Outcome:
     error: Retry | Stop | None = None
     #: (backend, fields) for each registry where drift was found and set back
     drifts: list[tuple[str, tuple[str, ...]]] = dataclasses.field(default_factory=list)
-
-
-# ---------------------------------------------------------------- registries and backends
-
-
-def _header_safe(value: str) -> bool:
-    return all(" " <= c <= "~" or c == "\t" for c in value)
-
-
-def clean_credentials(data: Mapping[str, str], where: str) -> dict[str, str]:
-    """Secret values as a backend may use them. One trailing newline (``kubectl create secret
-    --from-file`` keeps the file's) is dropped; any other control or non-ASCII character is
-    refused with :class:`CredentialsInvalid` naming the Secret and key, never the value: such a
-    value would otherwise end up inside an HTTP library's exception text."""
-    out: dict[str, str] = {}
-    for key, value in data.items():
-        if value.endswith("\r\n"):
-            value = value[:-2]
-        elif value.endswith("\n"):
-            value = value[:-1]
-        if not _header_safe(value) and key != "ca.crt":
-            raise CredentialsInvalid(
-                f"{where} key {key!r} holds a character that cannot be sent (a control character, "
-                "an inner line break or non-ASCII text); fix the Secret")
-        out[key] = value
-    return out
-
-
-class BackendPool:
-    """Backends by registry, rebuilt when the registry's spec or Secret changes.
-
-    Keeping instances lets a backend reuse its HTTP connections and session
-    (a login session) across reconciles.
-    """
-
-    def __init__(self, reader: Reader) -> None:
-        self.reader = reader
-        self._backends: dict[str, tuple[str, Backend]] = {}
-        self._limits: dict[str, asyncio.Semaphore] = {}
-        #: (kind, namespace, name) → (uid, generation and Secret versions, parsed spec, connection,
-        #: fingerprint); the spec holds while uid and generation (the first two versions) do
-        self._conns: dict[tuple[str, str, str], tuple[list[str], Any, RegistryConnection, str]] = {}
-        self._lock = asyncio.Lock()
-
-    def limit(self, backend: Backend) -> asyncio.Semaphore:
-        """The bound on reconciles in flight against one registry. It matches the backend's
-        connection limit, so a request never waits for a connection (and never times out
-        waiting): the wait is here, before the request, and it has no timeout."""
-        key = backend.conn.key
-        sem = self._limits.get(key)
-        if sem is None:
-            sem = self._limits[key] = asyncio.Semaphore(backend.conn.max_connections)
-        return sem
-
-    async def connection(self, ref: api.RegistryRef, namespace: str) -> tuple[RegistryConnection, str]:
-        """The registry as a connection, plus a fingerprint of everything it came from.
-
-        Called on every reconcile, so one cache entry per registry keeps the parsed spec (while
-        uid and generation hold) and the connection (while the Secrets' versions hold too): an
-        unchanged registry costs a lookup, not a validation and a hash."""
-        try:
-            obj = await self.reader.registry(ref.kind, ref.name, namespace)
-        except NotFound as exc:
-            raise Recoverable(f"{exc}; it will be looked up again", reason=Reason.REGISTRY_NOT_FOUND) from None
-        reg_ns = namespace if ref.kind == "ModelRegistry" else None
-        ident = (ref.kind, reg_ns or "", ref.name)
-        # uid and generation, not resourceVersion: the registry's own status writes (its Ready
-        # condition) must not rebuild the backend and abort requests in flight, and a registry
-        # deleted and recreated under the same name (generation 1 again) is another registry
-        meta = obj.get("metadata", {})
-        versions = [f"uid:{meta.get('uid')}", f"generation:{meta.get('generation')}"]
-        built = self._conns.get(ident)
-        if built is not None and built[0][:2] == versions:
-            spec = built[1]
-        else:
-            try:
-                spec = api.parse_spec(ref.kind, obj.get("spec") or {})
-            except pydantic.ValidationError as exc:
-                raise Recoverable(f"{ref.kind} {ref.name} is invalid: {api.describe_validation_error(exc)}",
-                                  reason=Reason.REGISTRY_INVALID) from None
-        raw: Mapping[str, str] = {}
-        sref = spec.credentialsSecretRef
-        sns = str(reg_ns or (sref.namespace if sref else ""))  # required on a ClusterModelRegistry
-        if sref:
-            try:
-                raw, rv = await self.reader.secret_data(sref.name, sns)
-            except NotFound as exc:
-                raise Recoverable(f"credentials of {ref.kind} {ref.name}: {exc}", reason=Reason.SECRET_NOT_FOUND) from None
-            versions.append(rv)
-        ca_pem = None
-        if spec.tls and spec.tls.caSecretRef:
-            cref = spec.tls.caSecretRef
-            try:
-                data, rv = await self.reader.secret_data(cref.name, str(reg_ns or cref.namespace))
-            except NotFound as exc:
-                raise Recoverable(f"CA bundle of {ref.kind} {ref.name}: {exc}", reason=Reason.SECRET_NOT_FOUND) from None
-            ca_pem = data.get(cref.key)
-            if not ca_pem:
-                raise Recoverable(f"CA bundle of {ref.kind} {ref.name}: key {cref.key!r} missing in Secret {cref.name}",
-                                  reason=Reason.SECRET_NOT_FOUND)
-            versions.append(rv)
-        if built is not None and built[0] == versions:
-            return built[2], built[3]
-        credentials = clean_credentials(raw, f"Secret {sns}/{sref.name}") if sref else {}
-        key = f"ModelRegistry/{namespace}/{ref.name}" if ref.kind == "ModelRegistry" else f"ClusterModelRegistry/{ref.name}"
-        conn = RegistryConnection(
-            key=key, name=ref.name, kind=ref.kind, backend=spec.backend, endpoint=spec.endpoint,
-            credentials=credentials, settings=spec.backend_settings(), ca_pem=ca_pem,
-            insecure_skip_verify=bool(spec.tls and spec.tls.insecureSkipVerify), timeout=spec.timeout_seconds(),
-        )
-        fingerprint = hashlib.sha256("/".join(versions).encode()).hexdigest()
-        self._conns[ident] = (versions, spec, conn, fingerprint)
-        return conn, fingerprint
-
-    async def backend(self, ref: api.RegistryRef, namespace: str) -> tuple[Backend, str]:
-        """The backend for a registry, and the fingerprint of the registry and Secret it uses."""
-        conn, fingerprint = await self.connection(ref, namespace)
-        async with self._lock:
-            cached = self._backends.get(conn.key)
-            if cached and cached[0] == fingerprint:
-                return cached[1], fingerprint
-            if cached:
-                await cached[1].aclose()
-            backend = make_backend(conn)
-            self._backends[conn.key] = (fingerprint, backend)
-            return backend, fingerprint
-
-    async def aclose(self) -> None:
-        for _, backend in self._backends.values():
-            await backend.aclose()
-        self._backends.clear()
-
-
-# ---------------------------------------------------------------- the core
 
 
 @dataclasses.dataclass
@@ -346,13 +165,13 @@ class Reconciler:
         if paused(body):
             # no registry call at all: only say so (once)
             status: dict[str, Any] = {"conditions": self._with_paused(old_status, generation, True)}
-            return Outcome(self._patch(old_status, status), [], None)
+            return Outcome(patch_of(old_status, status), [], None)
         try:
             spec = api.parse_spec(kind, body.get("spec") or {})
         except pydantic.ValidationError as exc:
             message = api.describe_validation_error(exc)
-            status = self._status(old_status, generation, [], spec_error=Terminal(message))
-            return Outcome(self._patch(old_status, status), [], Stop(message))
+            status = build_status(old_status, generation, [], spec_error=Terminal(message))
+            return Outcome(patch_of(old_status, status), [], Stop(message))
         observe_only = spec.managementPolicy == "ObserveOnly"
         wanted = {(ref.kind, ref.name) for ref in spec.registries}
         dropped = [e for key, e in old_entries.items() if key not in wanted]
@@ -365,7 +184,7 @@ class Reconciler:
         ])
         entries = [r.entry for r in results if r.entry]
         errors = [r.error for r in results if r.error is not None]
-        status = self._status(old_status, generation, entries)
+        status = build_status(old_status, generation, entries)
         drifts = sum(1 for r in results if r.drifted)
         if drifts:
             status["driftCount"] = int(old_status.get("driftCount") or 0) + drifts
@@ -373,7 +192,7 @@ class Reconciler:
             status["conditions"] = self._with_paused({"conditions": status["conditions"]}, generation, False,
                                                      old=old_status)
         events = [r.event for r in results if r.event]
-        return Outcome(self._patch(old_status, status), events, self._decide(errors, attempt, entries),
+        return Outcome(patch_of(old_status, status), events, self._decide(errors, attempt, entries),
                        drifts=[(r.entry.get("backend", ""), r.drifted) for r in results if r.drifted])
 
     def deletion_policy(self, spec: Any) -> str:
@@ -416,13 +235,13 @@ class Reconciler:
             errors = [r.error for r in results if r.error is not None]
             if not errors:
                 return True, Outcome({}, [r.event for r in results if r.event], None)
-            status = self._status(old_status, generation, left)
+            status = build_status(old_status, generation, left)
             summary = "; ".join(f"{e['name']}: {e.get('message', '')}" for e in left)
             message = (f"cannot remove the registry entries: {summary}; it is tried again, or set "
                        "spec.deletionPolicy: Orphan to leave them and let the resource go")
             status["conditions"] = [
                 {**c, "message": message[:32000]} if c["type"] == ConditionType.SYNCED else c for c in status["conditions"]]
-            outcome = Outcome(self._patch(old_status, status), [r.event for r in results if r.event],
+            outcome = Outcome(patch_of(old_status, status), [r.event for r in results if r.event],
                               self._decide(errors, attempt, left))
             return False, outcome
 
@@ -464,7 +283,7 @@ class Reconciler:
         conditions = [c for c in current.get("conditions") or [] if c.get("type") != ConditionType.PAUSED]
         before = next((c for c in (old or current).get("conditions") or [] if c.get("type") == ConditionType.PAUSED),
                       None)
-        paused_cond = self._condition(
+        paused_cond = condition_of(
             before, ConditionType.PAUSED, "True" if on else "False", Reason.PAUSED if on else Reason.RESUMED,
             f"{PAUSE_ANNOTATION} is true: no registry is called" if on else "reconciled again", generation)
         return [*conditions, paused_cond]
@@ -686,10 +505,10 @@ class Reconciler:
             stalled, reconciling = ("False", Reason.RETRYING, "the check is retried"), ("True", reason, message)
         old_conds = {c.get("type"): c for c in old.get("conditions") or []}
         new = {"observedGeneration": generation, "conditions": [
-            self._condition(old_conds.get(t), t, s, r, m, generation)
+            condition_of(old_conds.get(t), t, s, r, m, generation)
             for t, (s, r, m) in ((ConditionType.READY, (status, reason, message)), (ConditionType.STALLED, stalled),
                                  (ConditionType.RECONCILING, reconciling))]}
-        return Outcome(self._patch(old, new), [], error)
+        return Outcome(patch_of(old, new), [], error)
 
     async def _references(self, backend: Backend, kind: str, spec: Any, namespace: str,
                           ref: api.RegistryRef) -> dict[str, str]:
@@ -707,85 +526,6 @@ class Reconciler:
                 return {"defaultService": e["externalId"]}
         raise Recoverable(f"spec.defaultServiceRef: ModelService {name} is not yet in registry {ref.name}; "
                           "waiting for it", reason=Reason.DEPENDENCY_NOT_READY)
-
-    # ------------------------------------------------------------ status
-
-    def _status(
-        self, old: Mapping[str, Any], generation: int, entries: Sequence[Mapping[str, Any]],
-        spec_error: BackendError | None = None,
-    ) -> dict[str, Any]:
-        total = len(entries)
-        held = sum(1 for e in entries if e.get("synced"))
-        # ObserveOnly: an entry found and reported is what was asked for, also when it differs
-        # from the spec (as Crossplane's Observe policy is Ready once the external object exists);
-        # the differences are in Ready's reason and message and in the entries
-        synced_cond: tuple[Status, str, str]
-        ready_cond: tuple[Status, str, str]
-        stalled_cond: tuple[Status, str, str]
-        reconciling_cond: tuple[Status, str, str]
-        differing = [e for e in entries if e.get("reason") == Reason.DIFFERS]
-        failures = [e for e in entries if e.get("reason") not in OBSERVED_REASONS]
-        if spec_error is not None:  # the spec itself did not parse
-            synced_cond = ("False", spec_error.reason, spec_error.message)
-            ready_cond = ("False", spec_error.reason, spec_error.message)
-        else:
-            if not failures:
-                synced_cond = ("True", Reason.RECONCILE_SUCCESS, f"in sync with {held} of {total} registries")
-            else:
-                reasons = [e["reason"] for e in failures]
-                terminal = [r for r in reasons if r in TERMINAL_REASONS]
-                detail = "; ".join(f"{e['name']}: {e.get('message', '')}" for e in failures)
-                synced_cond = ("False", terminal[0] if terminal else reasons[0], detail)
-            if held == total:
-                ready_cond = ("True", Reason.SYNCED, f"in sync with {held} of {total} registries")
-            elif differing and held + len(differing) == total:
-                ready_cond = ("True", Reason.DIFFERS, f"observed {total} of {total} registries (ObserveOnly); "
-                              + "; ".join(f"{e['name']}: differs in {', '.join(e.get('differences') or [])}"
-                                          for e in differing))
-            else:
-                ready_cond = ("False", Reason.NOT_SYNCED, f"in sync with {held} of {total} registries")
-        # kstatus (Flux, kubectl wait) and Argo CD's health check: Stalled = failed until someone
-        # changes something; Reconciling = work still under way (a failure being retried)
-        absent = [e for e in entries if e.get("reason") == Reason.ABSENT]
-        if synced_cond[0] == "False" and (spec_error is not None or synced_cond[1] in STALLED_REASONS):
-            stalled_cond = ("True", synced_cond[1], synced_cond[2])
-            reconciling_cond = ("False", Reason.STALLED, "waiting for the spec, the registry or its Secret to change")
-        elif synced_cond[0] == "True" and absent:
-            stalled_cond = ("True", Reason.ABSENT, "; ".join(f"{e['name']}: {e.get('message', '')}" for e in absent))
-            reconciling_cond = ("False", Reason.STALLED, "waiting for the entry to exist in the registry")
-        elif synced_cond[0] == "False":
-            stalled_cond = ("False", Reason.RETRYING, "the failure is retried")
-            reconciling_cond = ("True", synced_cond[1], synced_cond[2])
-        else:
-            stalled_cond = ("False", Reason.RECONCILE_SUCCESS, "")
-            reconciling_cond = ("False", Reason.RECONCILE_SUCCESS, "")
-        old_conditions = {c.get("type"): c for c in old.get("conditions") or []}
-        conditions = [
-            self._condition(old_conditions.get(t), t, s, r, m, generation)
-            for t, (s, r, m) in ((ConditionType.READY, ready_cond), (ConditionType.SYNCED, synced_cond),
-                                 (ConditionType.STALLED, stalled_cond), (ConditionType.RECONCILING, reconciling_cond))
-        ]
-        status: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions,
-                                  "registries": fit_entries(entries)}
-        if "kopf" in old:
-            status["kopf"] = None  # bookkeeping of earlier versions (a copy of the spec): dropped
-        return status
-
-    @staticmethod
-    def _condition(old: Mapping[str, Any] | None, type_: str, status: Status, reason: str, message: str,
-                   generation: int) -> dict[str, Any]:
-        """A condition (built as :class:`api.Condition`) as the status patch holds it."""
-        return condition_dict(condition(type_, status, reason, message, generation, old=old))
-
-    @staticmethod
-    def _patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-        """Only the top-level status fields that differ (JSON-equal means equal)."""
-        def same(a: Any, b: Any) -> bool:
-            # equal as Python values is equal as JSON; the JSON comparison is for what Python
-            # tells apart and JSON does not (a tuple and a list)
-            return a == b or json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
-
-        return {k: v for k, v in new.items() if not same(old.get(k), v)}
 
     @staticmethod
     def _decide(errors: Sequence[BackendError], attempt: int, entries: Sequence[Mapping[str, Any]]) -> Retry | Stop | None:

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from modelsync import api, reconcile
+from modelsync import api, connections
 from modelsync.backends.base import Backend, Observation, Recoverable, RegistryConnection, Resource
 from modelsync.backends.http import AiohttpTransport, Transport
 
@@ -90,9 +90,9 @@ async def unclosed() -> Any:
 
 async def test_a_backend_dropped_while_in_use_opens_no_pool_it_cannot_close(
         server: TestServer, unclosed: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reconcile, "make_backend", PingBackend)
+    monkeypatch.setattr(connections, "make_backend", PingBackend)
     reader = Reader(str(server.make_url("")).rstrip("/"))
-    pool = reconcile.BackendPool(reader)  # type: ignore[arg-type]
+    pool = connections.BackendPool(reader)  # type: ignore[arg-type]
     ref = api.RegistryRef(name="r")
     old, _ = await pool.backend(ref, "ns")
     assert isinstance(old, PingBackend)

@@ -363,7 +363,8 @@ def test_credentials_lose_one_trailing_newline(value: str, cleaned: str) -> None
 
 @pytest.mark.parametrize("value", ["zq9\nx", "zq9x\n\n", "zq9x\x01", "zq9ö", "zq9x\x7f"])
 def test_credentials_with_illegal_characters_are_refused_without_the_value(value: str) -> None:
-    from modelsync.reconcile import CredentialsInvalid, clean_credentials
+    from modelsync.backends.base import CredentialsInvalid
+    from modelsync.connections import clean_credentials
 
     with pytest.raises(CredentialsInvalid) as err:
         clean_credentials({"token": value}, "Secret ns/s")
@@ -425,7 +426,8 @@ def test_a_secret_value_that_is_not_utf8_is_credentials_invalid() -> None:
     import base64
 
     from modelsync.kube import decode_secret_data
-    from modelsync.reconcile import CredentialsInvalid, clean_credentials
+    from modelsync.backends.base import CredentialsInvalid
+    from modelsync.connections import clean_credentials
 
     data = decode_secret_data({"token": base64.b64encode(b"zq9\xff\xfe").decode()})
     with pytest.raises(CredentialsInvalid) as err:

@@ -85,7 +85,7 @@ def entity_name(res: Resource, conn: RegistryConnection) -> str:
                 "(letters, digits, '_', '-', '.'; at most 255 characters)",
                 fields=("spec.nemo.name",),
             )
-        return user
+        return str(user)
     digest = deterministic_id(res.uid, conn.key).hex[:8]
     base = f"{res.namespace}-{res.name}".lower()
     base = re.sub(r"[^a-z0-9.-]+", "-", base)

@@ -4,7 +4,7 @@ the libraries Argo CD opens for an argocd-cm script, no string/math/os; an objec
 Argo CD's own "Pending deletion") and kstatus (sigs.k8s.io/cli-utils, what Flux uses). Both come
 from tools/gitopscheck, a Go program built once into ~/.cache/modelsync.
 
-Each state's status is the one the operator's core writes (``Reconciler._status`` for a resource
+Each state's status is the one the operator's core writes (``modelsync.status.build`` for a resource
 with one registry entry of that reason, ``Reconciler.check_registry`` for a registry failing with
 it), written through the status subresource and read back with kubectl. Every reason of the
 README's table, and the paused, stale and deleting states, must give the verdict the README's
@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from modelsync import reconcile
+from modelsync import reconcile, status
 from modelsync.api import GROUP, VERSION
 from modelsync.backends.base import (
     BackendError, CredentialsInvalid, CredentialsRejected, Recoverable, Terminal,
@@ -107,12 +107,11 @@ class _Pool:
 
 def resource_status(reason: str, generation: int = 1) -> dict[str, Any]:
     """The status the core writes for a resource whose one registry entry has ``reason``."""
-    core = reconcile.Reconciler(reader=None, pool=_Pool(None))  # type: ignore[arg-type]
     entry: dict[str, Any] = {"name": "z", "kind": "ModelRegistry", "reason": reason, "synced": reason == "Synced",
                              "observedGeneration": generation, "message": f"z: {reason.lower()} details"}
     if reason == "Differs":
         entry["differences"] = ["description"]
-    return core._status({}, generation, [entry])
+    return status.build({}, generation, [entry])
 
 
 def registry_status(reason: str, generation: int = 1) -> dict[str, Any]:

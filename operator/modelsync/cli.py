@@ -381,7 +381,7 @@ def inventory_table(rows: list[dict[str, Any]], *, wide: bool = False) -> list[s
 async def _list_registry(client: Any, ref: api.RegistryRef, namespace: str) -> tuple[Any, list[Any]]:
     from .backends import make_backend
     from .kube import KubeReader
-    from .reconcile import BackendPool
+    from .connections import BackendPool
 
     conn, _ = await BackendPool(KubeReader(client)).connection(ref, namespace)
     backend = make_backend(conn)

@@ -10,7 +10,7 @@ workqueue pattern, for the reasons that made client-go adopt it:
   once. A burst (a thousand creates, a restart, resync timers) waits in the
   queue, which has no timeout, instead of piling requests on the HTTP pools.
   Per registry, the core bounds requests in flight to the backend's connection
-  limit (:meth:`modelsync.reconcile.BackendPool.limit`).
+  limit (:meth:`modelsync.connections.BackendPool.limit`).
 * **No writes for nothing.** kopf's own retry machinery stores its progress in
   the object on every try; here a failing reconcile is re-queued in memory with
   jittered backoff (never less than the registry's Retry-After), and status is

@@ -55,10 +55,10 @@ from .backends.base import (
 from .conditions import (
     STALLED_REASONS, TERMINAL_REASONS, WAITING_REASONS, ConditionType, Reason, Status, now_rfc3339,
 )
-from .connections import BackendPool, clean_credentials  # noqa: F401  (re-exported: the pool was here)
+from .connections import BackendPool
 from .kube import NotFound, Reader
 from .status import build as build_status, condition_of, patch as patch_of
-from .status import INVENTORY_TEXT_LIMIT, STATUS_BYTES_LIMIT, fit_entries, slim_inventory  # noqa: F401
+from .status import slim_inventory
 from .redact import scrub
 
 # TERMINAL_REASONS, OBSERVED_REASONS, WAITING_REASONS and STALLED_REASONS are derived from
@@ -542,4 +542,4 @@ class Reconciler:
 
 
 # re-exported for handlers
-__all__ = ["Reconciler", "BackendPool", "Outcome", "Retry", "Stop", "backoff", "Observation"]
+__all__ = ["Reconciler", "Outcome", "Retry", "Stop", "backoff", "Observation"]

@@ -13,7 +13,8 @@ from modelsync.backends.base import (
     Backend, CredentialsRejected, NotSettable, Observation, Recoverable, RegistryConnection, Resource, Terminal,
 )
 from modelsync.kube import NotFound
-from modelsync.reconcile import BackendPool, Reconciler, Retry, Stop, backoff
+from modelsync.connections import BackendPool
+from modelsync.reconcile import Reconciler, Retry, Stop, backoff
 
 
 class MemoryBackend(Backend):
@@ -330,7 +331,7 @@ async def test_waiting_on_a_dependency_is_a_normal_event(backend: MemoryBackend)
 
 
 async def test_large_inventory_texts_are_not_copied_and_status_fits() -> None:
-    from modelsync.reconcile import STATUS_BYTES_LIMIT, fit_entries, slim_inventory
+    from modelsync.status import STATUS_BYTES_LIMIT, fit_entries, slim_inventory
 
     inv = slim_inventory({"uuid": "x", "introduction": "y" * 600_000, "gone": None})
     assert inv == {"uuid": "x", "introduction": "(600000 bytes, not copied)"}
@@ -356,7 +357,7 @@ async def test_earlier_bookkeeping_in_status_is_dropped(backend: MemoryBackend) 
     ("tok\n", "tok"), ("tok\r\n", "tok"), ("tok", "tok"), ("p a\tss", "p a\tss"),
 ])
 def test_credentials_lose_one_trailing_newline(value: str, cleaned: str) -> None:
-    from modelsync.reconcile import clean_credentials
+    from modelsync.connections import clean_credentials
 
     assert clean_credentials({"token": value}, "Secret ns/s") == {"token": cleaned}
 

@@ -92,16 +92,79 @@ class Key:
         return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
 
 
-def slim(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the controller keeps of an object: no managedFields, no last-applied copy of the spec."""
+#: keys whose string values are mostly the same on every object (condition types, statuses and
+#: reasons, "in sync with 1 of 1 registries", a notSettable field's explanation): kept once
+_SHARED_VALUES = frozenset({"apiVersion", "kind", "type", "status", "reason", "message", "field", "backend"})
+#: a string longer than this is not shared (an error's text, a service's YAML)
+_SHARED_MAX = 1024
+
+
+class StringPool:
+    """One copy of each string that many cached bodies repeat.
+
+    Every watch event's body is parsed afresh, so each cached body holds its own copy of every
+    key ("lastTransitionTime", "observedGeneration", ...) and of every condition's reason and
+    message. At 10,000 Models those copies were most of the cache (bench/scale.py's RSS figure).
+    ``sys.intern`` is not used: interned strings live for ever on Python 3.12, and a message may
+    name one object. The pool is bounded: when full it starts again, and the bodies keep the
+    copies they hold.
+    """
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self.strings: dict[str, str] = {}
+
+    def __call__(self, s: str) -> str:
+        strings = self.strings
+        got = strings.get(s)
+        if got is None:
+            if len(strings) >= self.limit:
+                strings.clear()
+            strings[s] = got = s
+        return got
+
+    def share(self, value: Any, shared: bool = False) -> Any:
+        """``value`` rebuilt with its dict keys, and the strings under :data:`_SHARED_VALUES`
+        keys, taken from the pool. The caller's containers are not changed."""
+        if isinstance(value, dict):
+            pooled = self.strings.get
+            out = {}
+            for k, v in value.items():
+                if type(v) is str:
+                    if k in _SHARED_VALUES and len(v) <= _SHARED_MAX:
+                        v = pooled(v) or self(v)
+                elif isinstance(v, (dict, list)):
+                    v = self.share(v, k in _SHARED_VALUES)
+                out[pooled(k) or self(k)] = v
+            return out
+        if isinstance(value, list):
+            return [self.share(v, shared) if isinstance(v, (dict, list))
+                    else (self(v) if shared and type(v) is str and len(v) <= _SHARED_MAX else v)
+                    for v in value]
+        return value
+
+
+_POOL = StringPool()
+
+
+def slim(body: Mapping[str, Any], previous: Mapping[str, Any] | None = None,
+         pool: StringPool = _POOL) -> dict[str, Any]:
+    """What the controller keeps of an object: no managedFields, no last-applied copy of the spec,
+    and the strings every object repeats kept once (:class:`StringPool`). A spec or status equal
+    to ``previous``'s (the cached copy of the same object) is that copy's: most events change
+    only one of them. A Secret's ``data`` is kept as it is."""
     meta = dict(body.get("metadata") or {})
     meta.pop("managedFields", None)
     annotations = meta.get("annotations")
     if annotations and "kubectl.kubernetes.io/last-applied-configuration" in annotations:
         meta["annotations"] = {k: v for k, v in annotations.items()
                                if k != "kubectl.kubernetes.io/last-applied-configuration"}
-    out = {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": meta}
-    for k in ("spec", "status", "data", "type"):
+    out = {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": pool.share(meta)}
+    for k in ("spec", "status"):
+        if k in body:
+            kept = previous.get(k) if previous is not None else None
+            out[k] = kept if kept is not None and kept == body[k] else pool.share(body[k])
+    for k in ("data", "type"):
         if k in body:
             out[k] = body[k]
     return out
@@ -366,7 +429,7 @@ class Controller:
         old = self.objects.get(key)
         if old is not None and old["metadata"].get("uid") == meta.get("uid") and _rv(old) > _rv(body):
             return  # older than what our own write returned
-        new = slim(body)
+        new = slim(body, old)
         self.objects[key] = new
         if kind == "Model":
             self._index_dependency(key, old, new)
@@ -559,7 +622,7 @@ class Controller:
             return None
         if stored is None:
             return None
-        self.objects[key] = slim(stored)
+        self.objects[key] = slim(stored, self.objects.get(key))
         return self.objects[key]
 
     async def _finalize(self, key: Key, body: Mapping[str, Any], finalizers: list[str], started: float) -> None:
@@ -580,7 +643,7 @@ class Controller:
             else:
                 current = self.objects.get(key)
                 if stored is not None and current is not None and _rv(stored) >= _rv(current):
-                    self.objects[key] = slim(stored)
+                    self.objects[key] = slim(stored, self.objects.get(key))
         # like a failed update: the registry is checked soon, so that its recovery re-queues this
         self._nudge_registries({**body, "status": {**(body.get("status") or {}), **outcome.status_patch}})
         delay = outcome.error.delay if isinstance(outcome.error, Retry) else backoff(self.failures[key])
@@ -607,7 +670,7 @@ class Controller:
             current = self.objects.get(key)
             if current is not None and _rv(stored) >= _rv(current):
                 was = current
-                self.objects[key] = slim(stored)
+                self.objects[key] = slim(stored, self.objects.get(key))
                 if key.kind == "ModelService" and self._externals(was) != self._externals(stored):
                     for dep in self._dependents.get((key.namespace, key.name), ()):
                         self.queue.add(dep)

@@ -239,3 +239,73 @@ def test_secret_version_follows_the_data_not_the_metadata() -> None:
     assert secret_version("uid-1", data) != secret_version("uid-1", {**data, "password": "pw2"})
     assert secret_version("uid-1", data) != secret_version("uid-2", data)  # keyed: not a bare hash of the data
     assert "pw" not in secret_version("uid-1", data)
+
+
+def _synced_model(name: str, message: str = "in sync with 1 of 1 registries") -> dict[str, Any]:
+    """A Model as the apiserver sends it: every event's body parsed afresh (no shared strings)."""
+    import json
+    return json.loads(json.dumps({
+        "apiVersion": "modelsync.io/v1alpha1", "kind": "Model",
+        "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "resourceVersion": "7", "generation": 1,
+                     "managedFields": [{"manager": "kubectl"}],
+                     "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "team": "a"}},
+        "spec": {"registries": [{"name": "z"}], "installPath": f"/models/{name}"},
+        "status": {"observedGeneration": 1, "conditions": [
+            {"type": "Ready", "status": "True", "reason": "Synced", "message": message,
+             "observedGeneration": 1, "lastTransitionTime": "2026-12-05T09:02:32Z"}],
+            "registries": [{"name": "z", "backend": "zstack", "notSettable": [
+                {"field": "spec.gpu.minMemory", "message": "ZStack AddModel has no field for it " * 5}]}]}}))
+
+
+def test_slim_keeps_one_copy_of_the_strings_every_cached_body_repeats() -> None:
+    from modelsync.controller import StringPool, slim
+    pool = StringPool()
+    a, b = slim(_synced_model("a"), pool=pool), slim(_synced_model("b"), pool=pool)
+    expected = _synced_model("a")
+    del expected["metadata"]["managedFields"]
+    expected["metadata"]["annotations"] = {"team": "a"}
+    assert a == expected  # the same content: only managedFields and the last-applied copy go
+    ca, cb = a["status"]["conditions"][0], b["status"]["conditions"][0]
+    ka, kb = next(k for k in ca if k == "lastTransitionTime"), next(k for k in cb if k == "lastTransitionTime")
+    assert ka is kb  # keys
+    assert ca["message"] is cb["message"] and ca["reason"] is cb["reason"]  # values of shared keys
+    na, nb = a["status"]["registries"][0]["notSettable"][0], b["status"]["registries"][0]["notSettable"][0]
+    assert na["message"] is nb["message"] and na["field"] is nb["field"]
+    # an object's own values are not pooled
+    assert a["spec"]["installPath"] not in pool.strings and a["metadata"]["uid"] not in pool.strings
+
+
+def test_slim_leaves_the_event_body_and_a_secrets_data_alone() -> None:
+    from modelsync.controller import StringPool, slim
+    body = _synced_model("a")
+    before = _synced_model("a")
+    slim(body, pool=StringPool())
+    assert body == before
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque",
+              "data": {"message": "c2VjcmV0"}}
+    pool = StringPool()
+    kept = slim(secret, pool=pool)
+    assert kept["data"] is secret["data"] and "c2VjcmV0" not in pool.strings
+
+
+def test_the_string_pool_is_bounded_and_skips_long_texts() -> None:
+    from modelsync.controller import StringPool, slim
+    pool = StringPool(limit=30)
+    for i in range(20):
+        slim(_synced_model(f"m{i}", message=f"failed for m{i}"), pool=pool)
+        assert len(pool.strings) <= 30
+    long = "x" * 5000
+    slim(_synced_model("l", message=long), pool=pool)
+    assert long not in pool.strings
+
+
+def test_slim_reuses_the_cached_spec_or_status_when_an_event_did_not_change_it() -> None:
+    from modelsync.controller import StringPool, slim
+    pool = StringPool()
+    first = slim(_synced_model("a"), pool=pool)
+    same = slim(_synced_model("a"), first, pool=pool)
+    assert same["status"] is first["status"] and same["spec"] is first["spec"]
+    changed = _synced_model("a", message="in sync with 2 of 2 registries")
+    second = slim(changed, first, pool=pool)
+    assert second["spec"] is first["spec"]
+    assert second["status"] is not first["status"] and second["status"] == changed["status"]

@@ -519,3 +519,31 @@ def test_a_rolling_update_hands_the_lease_over_with_no_two_writers(
         stop.set()
         for r in (*old, *new):
             r.stop()
+
+
+def test_a_start_lists_existing_objects_in_pages(cp: ControlPlane, kube: K8s, zsim: Sim, hns: str) -> None:
+    """kopf's initial listing in pages (``MODELSYNC_LIST_CHUNK``, 500 by default): a start over
+    10,000 Models never holds them all at once. Five Models in pages of two: three list requests,
+    and every Model is synced."""
+    zregistry(kube, hns, zsim)
+    names = [f"paged-{i}" for i in range(5)]
+    for name in names:
+        kube.create(model(name, ["zstack"], description="paged", installPath=f"/models/{name}"), hns)
+    user = "modelsync-paged"
+    op = OperatorProcess(cp.user_kubeconfig(user, groups=["system:masters"]), env={"MODELSYNC_LIST_CHUNK": "2"},
+                         args=("--namespace", hns)).start()
+    try:
+        for name in names:
+            kube.wait_condition("Model", name, hns, "Ready", timeout=60)
+    finally:
+        op.stop()
+    lists = []
+    for line in audit_log(cp):
+        e = json.loads(line)
+        ref = e.get("objectRef") or {}
+        if (e.get("stage") == "ResponseComplete" and e.get("user", {}).get("username") == user
+                and e.get("verb") == "list" and ref.get("resource") == "models"):
+            lists.append(e["requestURI"])
+    assert len(lists) == 3, lists
+    assert all("limit=2" in uri for uri in lists), lists
+    assert sum("continue=" in uri for uri in lists) == 2, lists

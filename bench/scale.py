@@ -308,9 +308,11 @@ def restart(k8s: K8s, audit: Audit, sim: Simulator, op: OperatorProcess, n: int,
     audit.mark()
     sim.clear()
     before = reconciles(op)
+    cpu0 = cpu_seconds(op.proc.pid)  # type: ignore[union-attr]
     window = 2 * resync
     time.sleep(window)
     resyncs = reconciles(op) - before
+    cpu = cpu_seconds(op.proc.pid) - cpu0  # type: ignore[union-attr]
     journal = sim.journal()  # at once: the audit count below waits for the log to flush
     counts = audit.count("modelsync")
     gets = sum(1 for e in journal if e["method"] == "GET" and "/ai/" in e["path"])
@@ -320,6 +322,7 @@ def restart(k8s: K8s, audit: Audit, sim: Simulator, op: OperatorProcess, n: int,
     row(table, "resync_registry_gets_per_resync", round(gets / max(resyncs, 1), 2),
         "unchanged resync: registry GETs each")
     row(table, "resync_apiserver_gets", counts["gets"], "unchanged resyncs: apiserver GETs")
+    row(table, "resync_cpu_ms", round(1000 * cpu / max(resyncs, 1), 2), "unchanged resync: operator CPU each (ms)")
 
 
 def big(cp: ControlPlane, k8s: K8s, audit: Audit, sim: Simulator, m: int, table: dict[str, Any], kc: Path) -> None:

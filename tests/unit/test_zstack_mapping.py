@@ -218,6 +218,21 @@ def test_invalid_service_yaml_is_terminal() -> None:
         zstack.desired_service(res("ModelService", **{**SVC, "config": "a: [1, 2"}), CONN)
 
 
+def test_a_config_is_parsed_once_and_judged_the_same_every_time() -> None:
+    """The YAML check is kept per config text (every unchanged resync asks it again): the second
+    answer, good or bad, is the first one, and a changed text is parsed anew."""
+    zstack.yaml_problem.cache_clear()
+    bad = res("ModelService", **{**SVC, "config": "b: [1, 2"})
+    for _ in range(2):
+        with pytest.raises(Terminal, match="spec.config is not valid YAML: .*flow sequence"):
+            zstack.desired_service(bad, CONN)
+    good = res("ModelService", **{**SVC, "config": "b: [1, 2]\n"})
+    assert zstack.desired_service(good, CONN)["yaml"] == "b: [1, 2]\n"
+    assert zstack.desired_service(good, CONN)["yaml"] == "b: [1, 2]\n"
+    info = zstack.yaml_problem.cache_info()
+    assert (info.misses, info.hits) == (2, 2)
+
+
 def test_service_required_fields_named() -> None:
     with pytest.raises(Terminal, match="requires spec.config, spec.resources.cpu, spec.resources.memory, "
                                        "spec.startCommand, spec.zstack.installPath"):

@@ -4,6 +4,7 @@ What each API takes and why is in :mod:`modelsync.vendors.zstack.client` and ``d
 """
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from typing import Any, Collection, Mapping
@@ -193,6 +194,20 @@ def model_not_settable(res: Resource, inventory: Mapping[str, Any] | None) -> tu
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=16384)
+def yaml_problem(text: str) -> str | None:
+    """Why ``text`` is not valid YAML, or None. Kept per text: parsing is most of what an unchanged
+    resync of a ModelService costs, and the same config is asked about on every resync (the cache
+    holds the spec's own string, so it costs an entry per distinct config, not a copy)."""
+    import yaml  # only needed here
+
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return str(exc)
+    return None
+
+
 def desired_service(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
     """The model service as ZStack should hold it, in wire terms (``images`` stands for
     ``architectureImages``, as (cpuArchitecture, dockerImage) pairs)."""
@@ -205,12 +220,9 @@ def desired_service(res: Resource, conn: RegistryConnection) -> dict[str, Any]:
     except ValueError as exc:
         raise Terminal(str(exc), fields=("spec.resources",)) from None
     if spec.config is not None:
-        import yaml  # only needed here
-
-        try:
-            yaml.safe_load(spec.config)
-        except yaml.YAMLError as exc:
-            raise Terminal(f"spec.config is not valid YAML: {exc}", fields=("spec.config",)) from None
+        problem = yaml_problem(spec.config)
+        if problem is not None:
+            raise Terminal(f"spec.config is not valid YAML: {problem}", fields=("spec.config",))
     desired = _drop_none({
         "name": z.name or res.name,
         "description": spec.description,

@@ -726,13 +726,14 @@ class Controller:
             return
         try:
             for ref in _secret_refs(registry, obj):
-                if (registry, ref) not in self._held:  # one read per Secret and process, then none
+                if (registry, ref) not in self._held:  # one write per Secret and process, then none
                     await self.writer.hold("Secret", *ref, IN_USE_FINALIZER, True)
                     self._held.add((registry, ref))
             if (IN_USE_FINALIZER not in ((obj.get("metadata") or {}).get("finalizers") or [])
                     and (registry, _ITSELF) not in self._held):  # (its watch event may not be here yet)
                 self._held.add((registry, _ITSELF))
-                if await self.writer.hold(registry.kind, registry.namespace, registry.name, IN_USE_FINALIZER, True):
+                if await self.writer.hold(registry.kind, registry.namespace, registry.name, IN_USE_FINALIZER, True,
+                                          known=obj):
                     logger.debug("%s: held while resources may have entries in it", registry)
         except WriteFailed as exc:
             self._held.discard((registry, _ITSELF))

@@ -122,9 +122,11 @@ class WriteFailed(Exception):
     """A write the apiserver refused or could not take. ``retry`` says whether trying
     again later can help (5xx, 429, connection errors) or not (4xx: the patch itself is wrong)."""
 
-    def __init__(self, message: str, *, retry: bool) -> None:
+    def __init__(self, message: str, *, retry: bool, status: int = 0) -> None:
         super().__init__(message)
         self.retry = retry
+        #: the apiserver's HTTP status, 0 when there was no answer
+        self.status = status
 
 
 def _namespace(namespace: str | None) -> Any:
@@ -165,23 +167,51 @@ class KubeWriter:
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}
         return await self._merge_patch(url, patch, f"finalizers of {kind} {meta.get('namespace')}/{meta.get('name')}")
 
-    async def hold(self, kind: str, namespace: str, name: str, finalizer: str, held: bool) -> bool:
+    async def hold(self, kind: str, namespace: str, name: str, finalizer: str, held: bool,
+                   known: Mapping[str, Any] | None = None) -> bool:
         """Add (``held``) or remove ``finalizer`` on any object of ``kind`` (a modelsync.io kind or
-        Secret), read first and written guarded by its resourceVersion. True when the object ends
-        as asked or is gone; False when it is being deleted and the finalizer is not there (none
-        can be added then); :class:`WriteFailed` otherwise (a 409: read again, try again)."""
-        from kopf._cogs.clients import api, errors
+        Secret). True when the object ends as asked or is gone; False when it is being deleted and
+        the finalizer is not there (none can be added then); :class:`WriteFailed` otherwise (a 409:
+        read again, try again).
 
+        Adding needs no read where it can go without one: on a Secret a strategic merge patch
+        (``metadata.finalizers`` is a merged list on core kinds: the apiserver adds the one
+        finalizer, whatever else is there); on a custom resource ``known``, the object as cached,
+        gives the list and the resourceVersion the patch is guarded by. Only when that write is
+        refused (a cache behind the apiserver's 409, a Secret being deleted) is the object read,
+        and the write guarded by what was read."""
         url = self._resources[kind].get_url(namespace=_namespace(namespace), name=name)
         what = f"finalizers of {kind} {namespace + '/' if namespace else ''}{name}"
         try:
-            obj = await api.get(url=url, settings=self.settings, logger=_log)
+            if held and kind == "Secret":
+                await self._patch(url, {"metadata": {"finalizers": [finalizer]}}, what,
+                                  "application/strategic-merge-patch+json")
+                return True  # held, or gone (None)
+            if held and known is not None:
+                return await self._guarded(url, known, finalizer, held, what)
+        except WriteFailed as exc:
+            if exc.status == 0 or (exc.retry and exc.status != 409):
+                raise  # no answer, 429, 5xx: the caller tries again later
+        return await self._guarded(url, await self._read(url, what), finalizer, held, what)
+
+    async def _read(self, url: str, what: str) -> dict[str, Any] | None:
+        """The object at ``url`` as stored, None when there is none."""
+        from kopf._cogs.clients import api, errors
+
+        try:
+            obj: dict[str, Any] = await api.get(url=url, settings=self.settings, logger=_log)
+            return obj
         except errors.APINotFoundError:
-            return True
+            return None
         except errors.APIError as exc:
-            raise WriteFailed(f"{what}: HTTP {exc.status or 0}", retry=True) from None
+            raise WriteFailed(f"{what}: HTTP {exc.status or 0}", retry=True, status=exc.status or 0) from None
         except Exception as exc:  # connection errors after kopf's retries
             raise WriteFailed(f"{what}: {type(exc).__name__}", retry=True) from None
+
+    async def _guarded(self, url: str, obj: Mapping[str, Any] | None, finalizer: str, held: bool, what: str) -> bool:
+        """``finalizer`` added to or removed from ``obj``'s list, guarded by its resourceVersion."""
+        if obj is None:
+            return True
         meta = obj.get("metadata") or {}
         finalizers = list(meta.get("finalizers") or [])
         if (finalizer in finalizers) == held:
@@ -196,18 +226,21 @@ class KubeWriter:
     async def _merge_patch(self, url: str, payload: Mapping[str, Any], what: str) -> dict[str, Any] | None:
         """One merge patch: the object as stored, None when it is gone, else :class:`WriteFailed`
         saying whether trying again can help (409, 429, 5xx, connection errors) or not."""
+        return await self._patch(url, payload, what, "application/merge-patch+json")
+
+    async def _patch(self, url: str, payload: Mapping[str, Any], what: str, content_type: str) -> dict[str, Any] | None:
         from kopf._cogs.clients import api, errors
 
         try:
             stored: dict[str, Any] | None = await api.patch(
-                url=url, headers={"Content-Type": "application/merge-patch+json"}, payload=dict(payload),
+                url=url, headers={"Content-Type": content_type}, payload=dict(payload),
                 settings=self.settings, logger=_log)
             return stored
         except errors.APINotFoundError:
             return None
         except errors.APIError as exc:
             code = exc.status or 0
-            raise WriteFailed(f"{what}: HTTP {code}", retry=code in (409, 429) or code >= 500) from None
+            raise WriteFailed(f"{what}: HTTP {code}", retry=code in (409, 429) or code >= 500, status=code) from None
         except Exception as exc:  # connection errors after kopf's retries
             raise WriteFailed(f"{what}: {type(exc).__name__}", retry=True) from None
 

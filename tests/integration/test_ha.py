@@ -7,6 +7,7 @@ not the operator's word.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from kubernetes.client.rest import ApiException
 
+from modelsync.api import GROUP, VERSION
 from modelsync.simulators.server import free_port
 from modelsync.testing import ControlPlane, K8s, OperatorProcess, eventually
 
@@ -547,3 +549,122 @@ def test_a_start_lists_existing_objects_in_pages(cp: ControlPlane, kube: K8s, zs
     assert len(lists) == 3, lists
     assert all("limit=2" in uri for uri in lists), lists
     assert sum("continue=" in uri for uri in lists) == 2, lists
+
+
+def audit_requests(cp: ControlPlane, user: str, *, since: float = 0.0) -> list[str]:
+    """Every request ``user`` made from a wall-clock time on (Leases left out), as
+    "verb resource/subresource namespace/name"."""
+    import datetime
+
+    out = []
+    for line in audit_log(cp):
+        e = json.loads(line)
+        if e.get("stage") != "ResponseComplete" or e.get("user", {}).get("username") != user:
+            continue
+        ref = e.get("objectRef") or {}
+        if ref.get("apiGroup") == "coordination.k8s.io":
+            continue
+        at = datetime.datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
+        if at >= since:
+            sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+            out.append(f"{e['verb']} {ref.get('resource')}{sub} {ref.get('namespace', '')}/{ref.get('name', '')}")
+    return out
+
+
+def test_the_first_models_hold_their_registry_and_secret_without_reading_them(
+        cp: ControlPlane, kube: K8s, zsim: Sim, hns: str) -> None:
+    """The in-use finalizer goes onto a registry and its Secret when the first resources using it
+    are reconciled. The operator has both cached (the registry's watch, its first check's read of
+    the Secret), so a burst of Models into a namespace adds two patches and no read."""
+    zregistry(kube, hns, zsim)
+    user = "modelsync-hold"
+    op = OperatorProcess(cp.user_kubeconfig(user, groups=["system:masters"]), args=("--namespace", hns)).start()
+    try:
+        kube.wait_condition("ModelRegistry", "zstack", hns, "Ready", timeout=60)
+        since = time.time()
+        for i in range(3):
+            kube.create(model(f"held-{i}", ["zstack"], description="held", installPath=f"/models/held-{i}"), hns)
+        for i in range(3):
+            kube.wait_condition("Model", f"held-{i}", hns, "Ready", timeout=60)
+    finally:
+        op.stop()
+    assert "modelsync.io/in-use" in kube.get("ModelRegistry", "zstack", hns)["metadata"]["finalizers"]
+    assert "modelsync.io/in-use" in (kube.core.read_namespaced_secret("zstack-creds", hns).metadata.finalizers or [])
+    made = audit_requests(cp, user, since=since)
+    on_them = [r for r in made if r.endswith((f" {hns}/zstack", f" {hns}/zstack-creds"))]
+    assert sorted(on_them) == [f"patch modelregistries {hns}/zstack", f"patch secrets {hns}/zstack-creds"], made
+    assert [r for r in made if r.startswith("get ")] == [], made
+
+
+async def test_hold_writes_without_a_read_and_reads_only_when_refused(
+        cp: ControlPlane, kube: K8s, hns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KubeWriter.hold against the apiserver: a Secret is held by one strategic merge patch (the
+    apiserver merges the finalizer into the list), a custom resource by one merge patch guarded by
+    the cached resourceVersion; a stale cache (409) or a Secret being deleted (no new finalizer can
+    be added to it) is read and decided again."""
+    import logging
+
+    import kopf
+    from kopf._cogs.clients import auth
+    from kopf._cogs.structs import credentials
+
+    from modelsync.kube import KubeWriter
+
+    user = "modelsync-hold-writer"
+    monkeypatch.setenv("KUBECONFIG", str(cp.user_kubeconfig(user, groups=["system:masters"])))
+    settings = kopf.OperatorSettings()
+    vault = credentials.Vault()
+    await vault.populate({"test": kopf.login_with_kubeconfig(logger=logging.getLogger("test"), settings=settings)})
+    auth.vault_var.set(vault)
+    writer = KubeWriter(settings)
+    keep, in_use = "example.com/keep", "modelsync.io/in-use"
+
+    def secret_finalizers(name: str) -> list[str]:
+        return list(kube.core.read_namespaced_secret(name, hns).metadata.finalizers or [])
+
+    def requests(since: float) -> list[str]:
+        return [" ".join(r.split(" ")[:2]) for r in audit_requests(cp, user, since=since)]
+
+    try:
+        kube.core.create_namespaced_secret(hns, {"metadata": {"name": "s1", "finalizers": [keep]}, "stringData": {"a": "b"}})
+        since = time.time()
+        assert await writer.hold("Secret", hns, "s1", in_use, True) is True
+        assert await writer.hold("Secret", hns, "s1", in_use, True) is True  # merged: still once
+        assert sorted(secret_finalizers("s1")) == [keep, in_use]
+        assert requests(since) == ["patch secrets", "patch secrets"]
+
+        kube.core.create_namespaced_secret(hns, {"metadata": {"name": "s2", "finalizers": [keep]}, "stringData": {"a": "b"}})
+        kube.core.delete_namespaced_secret("s2", hns)  # Terminating: kept by its finalizer
+        since = time.time()
+        assert await writer.hold("Secret", hns, "s2", in_use, True) is False
+        assert secret_finalizers("s2") == [keep]
+        assert requests(since) == ["patch secrets", "get secrets"]
+
+        assert await writer.hold("Secret", hns, "absent", in_use, True) is True
+
+        kube.create({"kind": "ModelRegistry", "metadata": {"name": "r", "finalizers": [keep]}, "spec": {
+            "backend": "zstack", "endpoint": "http://127.0.0.1:9", "credentialsSecretRef": {"name": "s1"},
+            "zstack": {"modelCenterUuid": CENTER}}}, hns)
+        known = kube.get("ModelRegistry", "r", hns)
+        since = time.time()
+        assert await writer.hold("ModelRegistry", hns, "r", in_use, True, known=known) is True
+        assert kube.get("ModelRegistry", "r", hns)["metadata"]["finalizers"] == [keep, in_use]
+        assert requests(since) == ["patch modelregistries"]
+
+        assert await writer.hold("ModelRegistry", hns, "r", in_use, False) is True
+        stale = kube.get("ModelRegistry", "r", hns)
+        kube.custom.patch_namespaced_custom_object(GROUP, VERSION, hns, "modelregistries", "r",
+                                                   {"metadata": {"labels": {"changed": "after-the-read"}}})
+        since = time.time()
+        assert await writer.hold("ModelRegistry", hns, "r", in_use, True, known=stale) is True
+        now = kube.get("ModelRegistry", "r", hns)["metadata"]
+        assert now["finalizers"] == [keep, in_use] and now["labels"] == {"changed": "after-the-read"}
+        assert requests(since) == ["patch modelregistries", "get modelregistries", "patch modelregistries"]
+    finally:
+        await vault.close()
+        for name in ("s1", "s2"):
+            with contextlib.suppress(ApiException):
+                kube.core.patch_namespaced_secret(name, hns, {"metadata": {"finalizers": None}})
+        with contextlib.suppress(ApiException):
+            kube.custom.patch_namespaced_custom_object(GROUP, VERSION, hns, "modelregistries", "r",
+                                                       {"metadata": {"finalizers": None}})

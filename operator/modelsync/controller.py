@@ -396,6 +396,9 @@ class Controller:
         self._dependents: dict[tuple[str, str], set[Key]] = collections.defaultdict(set)
         #: (registry, (namespace, Secret name)) this process has seen holding the in-use finalizer
         self._held: set[tuple[Key, tuple[str, str]]] = set()
+        #: Secrets (namespace, name) whose last watch event showed the in-use finalizer: a restart
+        #: neither reads nor writes them again to hold them
+        self._secrets_held: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------ life cycle
 
@@ -456,6 +459,10 @@ class Controller:
         registries using it again (their resources follow when they turn Ready)."""
         meta = body.get("metadata") or {}
         ident = (meta.get("namespace") or "", meta.get("name") or "")
+        if event_type != "DELETED" and IN_USE_FINALIZER in (meta.get("finalizers") or []):
+            self._secrets_held.add(ident)
+        else:
+            self._secrets_held.discard(ident)
         store: Store = self.reconciler.reader  # type: ignore[assignment]
         if ident not in store.secrets:
             return
@@ -726,7 +733,7 @@ class Controller:
             return
         try:
             for ref in _secret_refs(registry, obj):
-                if (registry, ref) not in self._held:  # one write per Secret and process, then none
+                if (registry, ref) not in self._held and ref not in self._secrets_held:  # one write, then none
                     await self.writer.hold("Secret", *ref, IN_USE_FINALIZER, True)
                     self._held.add((registry, ref))
             if (IN_USE_FINALIZER not in ((obj.get("metadata") or {}).get("finalizers") or [])

@@ -575,10 +575,22 @@ def test_the_first_models_hold_their_registry_and_secret_without_reading_them(
         cp: ControlPlane, kube: K8s, zsim: Sim, hns: str) -> None:
     """The in-use finalizer goes onto a registry and its Secret when the first resources using it
     are reconciled. The operator has both cached (the registry's watch, its first check's read of
-    the Secret), so a burst of Models into a namespace adds two patches and no read."""
+    the Secret), so a burst of Models into a namespace adds two patches and no read; a restart
+    sees both held in their watch events and neither reads nor writes them."""
     zregistry(kube, hns, zsim)
     user = "modelsync-hold"
-    op = OperatorProcess(cp.user_kubeconfig(user, groups=["system:masters"]), args=("--namespace", hns)).start()
+    port = free_port()
+    op = OperatorProcess(cp.user_kubeconfig(user, groups=["system:masters"]),
+                         args=("--namespace", hns, f"--metrics-addr=127.0.0.1:{port}")).start()
+
+    def registry_checks() -> float:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        except httpx.HTTPError:  # not serving yet
+            return 0.0
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("modelsync_reconciles_total{") and 'kind="ModelRegistry"' in line)
+
     try:
         kube.wait_condition("ModelRegistry", "zstack", hns, "Ready", timeout=60)
         since = time.time()
@@ -586,14 +598,26 @@ def test_the_first_models_hold_their_registry_and_secret_without_reading_them(
             kube.create(model(f"held-{i}", ["zstack"], description="held", installPath=f"/models/held-{i}"), hns)
         for i in range(3):
             kube.wait_condition("Model", f"held-{i}", hns, "Ready", timeout=60)
+        op.stop()
+        burst = audit_requests(cp, user, since=since)
+        restarted = time.time()
+        op.start()
+        # the restarted operator's first registry check (where it holds what is in use), then a
+        # new Model through the same registry
+        eventually(lambda: registry_checks() >= 1, "the registry checked after the restart", timeout=60)
+        kube.create(model("held-3", ["zstack"], description="held", installPath="/models/held-3"), hns)
+        kube.wait_condition("Model", "held-3", hns, "Ready", timeout=60)
     finally:
         op.stop()
     assert "modelsync.io/in-use" in kube.get("ModelRegistry", "zstack", hns)["metadata"]["finalizers"]
     assert "modelsync.io/in-use" in (kube.core.read_namespaced_secret("zstack-creds", hns).metadata.finalizers or [])
-    made = audit_requests(cp, user, since=since)
-    on_them = [r for r in made if r.endswith((f" {hns}/zstack", f" {hns}/zstack-creds"))]
-    assert sorted(on_them) == [f"patch modelregistries {hns}/zstack", f"patch secrets {hns}/zstack-creds"], made
-    assert [r for r in made if r.startswith("get ")] == [], made
+    on_them = [r for r in burst if r.endswith((f" {hns}/zstack", f" {hns}/zstack-creds"))]
+    assert sorted(on_them) == [f"patch modelregistries {hns}/zstack", f"patch secrets {hns}/zstack-creds"], burst
+    assert [r for r in burst if r.startswith("get ")] == [], burst
+    after = audit_requests(cp, user, since=restarted)
+    assert [r for r in after if r.endswith(f" {hns}/zstack") or r.startswith(("patch secrets", "update secrets"))] == [], after
+    reads = [r for r in after if r.startswith("get ") and not r.startswith("get None")]  # (None: discovery)
+    assert reads == [f"get secrets {hns}/zstack-creds"], after  # its data, once
 
 
 async def test_hold_writes_without_a_read_and_reads_only_when_refused(

@@ -28,9 +28,9 @@ NOT_FOUND = "SYS.1003"
 #: PortApiValidator's "invalid field[<name>] for <API>, resource[uuid:..., type:...] not found"
 _MISSING_FIELD = re.compile(r"invalid field\[(\w+)\]|of field\[(\w+)\]")
 
-SOURCE = "the ZStack SDK's request structs (zstack-sdk-go-v2 pkg/param) and seed pages 000-002"
-
-#: what each API takes, by wire name (the SDK's request structs and the seed pages)
+#: what each API takes, by wire name: the ZStack SDK's request structs (zstack-sdk-go-v2 pkg/param)
+#: and the seed pages; docs/zstack.md names the files. The ``notSettable`` messages do not repeat
+#: this: they are in every resource's status, a short text each
 ADD_MODEL_FIELDS = frozenset({
     "name", "installPath", "description", "parameters", "token", "modelCenterUuid", "logo", "vendor",
     "introduction", "size", "version", "modelServiceUuids", "recommendedGpuNum", "gpuConstraintDescription",
@@ -177,20 +177,18 @@ def model_not_settable(res: Resource, inventory: Mapping[str, Any] | None) -> tu
     ]
     out = []
     if spec.readme is not None and z.introduction is not None:
-        out.append(NotSettable("spec.readme", "ZStack models have one text field, introduction, and "
-                                              "spec.zstack.introduction is what it holds; there is no readme field "
-                                              f"({SOURCE})"))
+        out.append(NotSettable("spec.readme", "ZStack models have no readme field; their one text field, "
+                                              "introduction, holds spec.zstack.introduction"))
     for field, value, wire in rows:
         if value is None:
             continue
         if wire is None:
-            out.append(NotSettable(field, f"ZStack models have no license field (AddModel, UpdateModel and the "
-                                          f"model inventory; {SOURCE})"))
+            out.append(NotSettable(field, "ZStack models have no license field"))
             continue
         shown = inv.get(wire)
         out.append(NotSettable(
-            field, f"ZStack AddModel and UpdateModel have no field for it ({SOURCE}); the model inventory's "
-                   f"{wire} is read-only: {_compare(value, shown)}", shown))
+            field, f"ZStack AddModel and UpdateModel have no field for it; {wire} is read-only: "
+                   f"{_compare(value, shown)}", shown))
     return tuple(out)
 
 
@@ -259,9 +257,8 @@ def service_not_settable(res: Resource, inventory: Mapping[str, Any] | None) -> 
     if spec.readme is None:
         return ()
     shown = (inventory or {}).get("readme")
-    return (NotSettable("spec.readme", f"ZStack AddModelService and UpdateModelService have no readme field "
-                                       f"({SOURCE}); the inventory's readme is read-only: "
-                                       f"{_compare(spec.readme, shown)}", shown),)
+    return (NotSettable("spec.readme", "ZStack AddModelService and UpdateModelService have no readme field; "
+                                       f"readme is read-only: {_compare(spec.readme, shown)}", shown),)
 
 
 def _inventory_value(inv: Mapping[str, Any], key: str) -> Any:

@@ -430,8 +430,11 @@ class Controller:
             self._forget(key, body)
             return
         old = self.objects.get(key)
-        if old is not None and old["metadata"].get("uid") == meta.get("uid") and _rv(old) > _rv(body):
-            return  # older than what our own write returned
+        rv = _rv(body)
+        if old is not None and old["metadata"].get("uid") == meta.get("uid") and (_rv(old) > rv or rv and _rv(old) == rv):
+            # older than what our own write returned, or that very version (the watch's echo of our
+            # write, a relisting): nothing new, and not even a copy to make
+            return
         new = slim(body, old)
         self.objects[key] = new
         if kind == "Model":

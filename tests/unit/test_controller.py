@@ -174,6 +174,26 @@ async def test_only_new_objects_generations_and_annotations_are_work() -> None:
     assert len(c.queue) == 1
 
 
+async def test_the_echo_of_a_version_already_cached_is_not_copied_again() -> None:
+    """A watch event of the resourceVersion the cache holds (the echo of the operator's own write,
+    a relisting) changes nothing: the cached copy stays as it is, not rebuilt. Only an event
+    without a usable resourceVersion is taken as it comes."""
+    c = Controller(Reconciler(), writer=None, workers=1, resync=3600)  # type: ignore[arg-type]
+    key = Key("Model", "ns", "a")
+    c.observe("Model", None, obj("a", status=READY, rv=5))
+    cached = c.objects[key]
+    c.observe("Model", "MODIFIED", obj("a", status=READY, rv=5))
+    assert c.objects[key] is cached
+    c.observe("Model", "MODIFIED", obj("a", status=READY, rv=6))
+    assert c.objects[key] is not cached and c.objects[key]["metadata"]["resourceVersion"] == "6"
+    opaque = obj("b", status=READY)
+    opaque["metadata"]["resourceVersion"] = "not-a-number"
+    c.observe("Model", None, opaque)
+    first = c.objects[Key("Model", "ns", "b")]
+    c.observe("Model", "MODIFIED", {**opaque, "spec": {"changed": True}})
+    assert c.objects[Key("Model", "ns", "b")] is not first
+
+
 async def test_objects_in_sync_at_start_are_spread_over_the_resync_interval() -> None:
     clock = ManualClock()
     c = Controller(Reconciler(), writer=None, workers=1, resync=100, clock=clock)  # type: ignore[arg-type]

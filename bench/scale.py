@@ -332,10 +332,20 @@ def big(cp: ControlPlane, k8s: K8s, audit: Audit, sim: Simulator, m: int, table:
     try:
         op.wait_for_log("Activity 'configure' succeeded", timeout=60)
         time.sleep(2)
+        audit.mark()
+        meter = CpuMeter({**cp.pids, "simulator": sim.proc.pid, "operator": op.proc.pid})  # type: ignore[union-attr]
+        meter.start()
         start = time.monotonic()
-        create_all(k8s, ns, [model(f"m{i:05d}") for i in range(m)])
+        made = create_all(k8s, ns, [model(f"m{i:05d}") for i in range(m)])
         took = wait_ready(k8s, ns, m, start, 1800)
+        meter.stop(table, "big", f"{m} Models")
+        row(table, "big_create_s", round(made, 1), f"{m} Models: creating them took (s)")
         row(table, "big_all_ready_s", round(took, 1) if took else None, f"{m} Models created at once: all Ready after (s)")
+        time.sleep(2)
+        counts = audit.count("modelsync")
+        row(table, "big_writes_per_object", round(counts["writes"] / m, 2),
+            f"{m} Models: apiserver writes per Model (Events included)")
+        row(table, "big_apiserver_gets", counts["gets"], f"{m} Models: apiserver GETs by the operator")
         row(table, "big_request_timeouts", timeouts_in(op), f"{m} Models: request timeouts")
         time.sleep(5)
         pid = op.proc.pid  # type: ignore[union-attr]

@@ -193,9 +193,10 @@ def audit_log(cp: ControlPlane) -> list[str]:
     return eventually(flushed, "audit batch with the marker request", timeout=30)
 
 
-def audit_writes(cp: ControlPlane, user: str, *, since: float = 0.0, until: float = float("inf")) -> list[str]:
-    """The writes ``user`` made between two wall-clock times (Leases left out: campaigning is not
-    reconciling), as "verb resource/subresource namespace/name"."""
+def audit_requests(cp: ControlPlane, user: str, *, since: float = 0.0, until: float = float("inf"),
+                   verbs: tuple[str, ...] | None = None) -> list[str]:
+    """The requests ``user`` made between two wall-clock times (of ``verbs``, else all; Leases left
+    out: campaigning is not reconciling), as "verb resource/subresource namespace/name"."""
     import datetime
 
     out = []
@@ -204,13 +205,18 @@ def audit_writes(cp: ControlPlane, user: str, *, since: float = 0.0, until: floa
         if e.get("stage") != "ResponseComplete" or e.get("user", {}).get("username") != user:
             continue
         ref = e.get("objectRef") or {}
-        if e.get("verb") not in WRITES or ref.get("apiGroup") == "coordination.k8s.io":
+        if (verbs is not None and e.get("verb") not in verbs) or ref.get("apiGroup") == "coordination.k8s.io":
             continue
         at = datetime.datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
         if since <= at < until:
             sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
             out.append(f"{e['verb']} {ref.get('resource')}{sub} {ref.get('namespace', '')}/{ref.get('name', '')}")
     return out
+
+
+def audit_writes(cp: ControlPlane, user: str, *, since: float = 0.0, until: float = float("inf")) -> list[str]:
+    """The writes ``user`` made between two wall-clock times (:func:`audit_requests`)."""
+    return audit_requests(cp, user, since=since, until=until, verbs=WRITES)
 
 
 def ready(kube: K8s, name: str, ns: str, timeout: float) -> float:
@@ -549,26 +555,6 @@ def test_a_start_lists_existing_objects_in_pages(cp: ControlPlane, kube: K8s, zs
     assert len(lists) == 3, lists
     assert all("limit=2" in uri for uri in lists), lists
     assert sum("continue=" in uri for uri in lists) == 2, lists
-
-
-def audit_requests(cp: ControlPlane, user: str, *, since: float = 0.0) -> list[str]:
-    """Every request ``user`` made from a wall-clock time on (Leases left out), as
-    "verb resource/subresource namespace/name"."""
-    import datetime
-
-    out = []
-    for line in audit_log(cp):
-        e = json.loads(line)
-        if e.get("stage") != "ResponseComplete" or e.get("user", {}).get("username") != user:
-            continue
-        ref = e.get("objectRef") or {}
-        if ref.get("apiGroup") == "coordination.k8s.io":
-            continue
-        at = datetime.datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
-        if at >= since:
-            sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
-            out.append(f"{e['verb']} {ref.get('resource')}{sub} {ref.get('namespace', '')}/{ref.get('name', '')}")
-    return out
 
 
 def test_the_first_models_hold_their_registry_and_secret_without_reading_them(

@@ -14,8 +14,6 @@ Settings chosen on purpose (see kopf's docs on configuration):
   scrubbed, with short retries and no ERROR lines when a namespace being deleted refuses it;
 * ``persistence.finalizer`` is kopf's default marker, not ``modelsync.io/finalizer``:
   that one belongs to the controller (held while registry entries must be removed);
-* ``persistence.diffbase_storage`` keeps nothing (:class:`NoDiffBase`): kopf builds the
-  diff base for change handlers, and there are none;
 * API errors are retried every second for five minutes (kopf's default grows
   to 21 s steps), so changes made while the apiserver was away are seen within
   seconds of its return;
@@ -67,27 +65,6 @@ for _name in ("httpx", "httpcore", "hpack", "aiohttp.client", "aiohttp.internal"
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
-class NoDiffBase(kopf.DiffBaseStorage):
-    """A diff base that is never built, fetched or stored.
-
-    kopf computes each object's "essence" (a deep copy of the whole body, status and managedFields
-    included, trimmed afterwards) on every watch event, for the diffs of ``on.create``,
-    ``on.update`` and ``on.resume`` handlers. ModelSync registers only ``on.event`` handlers, so the
-    copy went unused; it was about a seventh of the operator's CPU in a burst (cProfile of
-    bench/scale.py's 10,000-Model phase). With no diff base kopf sees no diff, which is also what
-    it would compute without change handlers. tests/unit/test_handlers.py keeps it that way: a
-    change handler registered later fails it."""
-
-    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
-        return None
-
-    def fetch(self, *, body: Any) -> Any:
-        return None
-
-    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
-        return None
-
-
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
@@ -102,7 +79,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # removed on delete); kopf must not take it for its marker, which it removes when no
     # kopf handler needs one
     settings.persistence.finalizer = "kopf.zalando.org/KopfFinalizerMarker"
-    settings.persistence.diffbase_storage = NoDiffBase()
     settings.peering.standalone = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

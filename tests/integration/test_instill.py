@@ -14,11 +14,10 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
-from modelsync.api import GROUP, VERSION
 from modelsync.backends.base import deterministic_id
 from modelsync.vendors.instill.mapping import counted
 from modelsync.testing import K8s, OperatorProcess
-from modelsync.testing.k8s import PLURALS, condition
+from modelsync.testing.k8s import condition
 
 from .conftest import RESYNC_SECONDS, Sim, model, service, start_sim
 
@@ -68,20 +67,12 @@ def registry(k8s: K8s, ns: str, sim: Sim, name: str = "instill", token: str = TO
         "instill": {"namespace": "local"}, "requestTimeout": "10s"}}, ns)
 
 
-def delete_all(k8s: K8s, ns: str) -> None:
-    """Namespaces never finish terminating here (no controller-manager), so the test's
-    objects would keep being resynced and rechecked against the shared simulator."""
-    for kind in ("Model", "ModelService", "ModelRegistry"):
-        for obj in k8s.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURALS[kind])["items"]:
-            k8s.delete(kind, obj["metadata"]["name"], ns)
-
-
 @pytest.fixture
 def fresh(k8s: K8s, ns: str, isim: Sim, operator: OperatorProcess) -> Iterator[str]:
     """A namespace and an empty simulator (no models, no faults, empty journal)."""
     isim.reset()
     yield ns
-    delete_all(k8s, ns)
+    k8s.empty_namespace(ns)
 
 
 def settled(k8s: K8s, ns: str, name: str = "instill") -> None:

@@ -13,10 +13,9 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
-from modelsync.api import GROUP, VERSION
 from modelsync.simulators.server import ThreadedServer
 from modelsync.testing import K8s, OperatorProcess
-from modelsync.testing.k8s import PLURALS, condition
+from modelsync.testing.k8s import condition
 from modelsync.vendors.mlflow.simulator import create_app
 
 from .conftest import RESYNC_SECONDS, Sim, model, service
@@ -41,12 +40,6 @@ def msim(mlflow_server: str) -> Iterator[Sim]:
         yield Sim(server)
     finally:
         server.stop()
-
-
-def delete_all(k8s: K8s, ns: str) -> None:
-    for kind in ("Model", "ModelService", "ModelRegistry"):
-        for obj in k8s.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURALS[kind])["items"]:
-            k8s.delete(kind, obj["metadata"]["name"], ns)
 
 
 def registry(k8s: K8s, ns: str, sim: Sim, name: str = "mlflow") -> None:
@@ -74,7 +67,7 @@ def mns(k8s: K8s, ns: str, msim: Sim, operator: OperatorProcess) -> Iterator[str
     registry(k8s, ns, msim)
     settled(k8s, ns)
     yield ns
-    delete_all(k8s, ns)
+    k8s.empty_namespace(ns)
 
 
 def get_model(sim: Sim, name: str) -> dict[str, Any] | None:

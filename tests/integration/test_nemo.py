@@ -22,7 +22,7 @@ from modelsync import api
 from modelsync.backends.base import RegistryConnection, Resource
 from modelsync.vendors.nemo.mapping import OWNER_KEY, RESOURCE_KEY, entity_name, owner_marker
 from modelsync.testing import K8s, OperatorProcess, eventually
-from modelsync.testing.k8s import PLURALS, condition
+from modelsync.testing.k8s import condition
 
 from .conftest import RESYNC_SECONDS, Sim, model, service, start_sim
 
@@ -73,30 +73,7 @@ def nsim_fresh() -> Iterator[Sim]:
 def cleanup(k8s: K8s, ns: str, operator: OperatorProcess) -> Iterator[str]:
     """Delete this namespace's objects at the end, so they stop resyncing and rechecking."""
     yield ns
-
-    def left(kinds: tuple[str, ...]) -> list[tuple[str, str]]:
-        return [(kind, obj["metadata"]["name"]) for kind in kinds
-                for obj in k8s.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, ns, PLURALS[kind])["items"]]
-
-    def wait_gone(kinds: tuple[str, ...], seconds: float) -> list[tuple[str, str]]:
-        deadline = time.monotonic() + seconds
-        while (remaining := left(kinds)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return remaining
-
-    for kinds in (("Model", "ModelService"), ("ModelRegistry",)):  # the registries last
-        for kind, name in left(kinds):
-            k8s.delete(kind, name, ns)
-        # an entry a test left unremovable (its simulator stopped, a rejected token, a missing
-        # workspace) holds its resource's finalizer: orphan it rather than wait out the retries
-        for kind, name in wait_gone(kinds, 5):
-            if kind != "ModelRegistry":
-                try:
-                    k8s.patch(kind, name, ns, {"spec": {"deletionPolicy": "Orphan"}})
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
-        wait_gone(kinds, 20)
+    k8s.empty_namespace(ns)
 
 
 def registry(k8s: K8s, ns: str, sim: Sim, name: str = "nemo", token: str | None = None) -> None:

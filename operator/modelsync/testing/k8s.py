@@ -90,6 +90,40 @@ class K8s:
             time.sleep(0.2)
         raise TimeoutError(f"{kind} {namespace}/{name} still exists after {timeout}s")
 
+    def empty_namespace(self, namespace: str, patience: float = 5, timeout: float = 20) -> None:
+        """Delete the namespace's ModelSync objects and wait until their finalizers are done.
+
+        Namespaces never finish terminating here (no controller-manager), so a test's objects
+        would keep being resynced against a shared simulator; and a delete left running would
+        land in the next test's journal. Models and services go first, registries last (a
+        registry in use is held). An entry a test left unremovable (its simulator stopped, a
+        rejected token) would hold its finalizer through every retry: after ``patience``
+        seconds it is orphaned (``deletionPolicy: Orphan``) rather than waited out.
+        """
+        def left(kinds: tuple[str, ...]) -> list[tuple[str, str]]:
+            return [(kind, obj["metadata"]["name"]) for kind in kinds
+                    for obj in self.custom.list_namespaced_custom_object(
+                        GROUP, VERSION, namespace, PLURALS[kind])["items"]]
+
+        def gone(kinds: tuple[str, ...], seconds: float) -> list[tuple[str, str]]:
+            deadline = time.monotonic() + seconds
+            while (remaining := left(kinds)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            return remaining
+
+        for kinds in (("Model", "ModelService"), ("ModelRegistry",)):
+            for kind, name in left(kinds):
+                self.delete(kind, name, namespace)
+            for kind, name in gone(kinds, patience):
+                if kind != "ModelRegistry":
+                    try:
+                        self.patch(kind, name, namespace, {"spec": {"deletionPolicy": "Orphan"}})
+                    except ApiException as exc:
+                        if exc.status != 404:
+                            raise
+            if remaining := gone(kinds, timeout):
+                raise TimeoutError(f"{namespace}: still there after {timeout}s: {remaining}")
+
     def wait_condition(self, kind: str, name: str, namespace: str, type_: str, status: str = "True",
                        timeout: float = 60, generation: bool = True) -> dict[str, Any]:
         def ok(obj: dict[str, Any]) -> bool:

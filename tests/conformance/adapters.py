@@ -79,7 +79,7 @@ class Adapter:
     def connection(self, served: Served, scope: Scope, registry: str = "reg") -> RegistryConnection:
         return RegistryConnection(key=f"ModelRegistry/{scope.namespace}/{registry}", name=registry,
                                   kind="ModelRegistry", backend=self.vendor, endpoint=served.url,
-                                  credentials=self.credentials(), settings=self.settings(scope), timeout=5.0)
+                                  credentials=self.credentials(), settings=self.settings(scope), timeout=30.0)
 
     # -- specs
 

@@ -90,6 +90,7 @@ class MlflowServer:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
                     if r.status == 200:
+                        self._warm(deadline)
                         return self
             except OSError:
                 pass
@@ -97,6 +98,16 @@ class MlflowServer:
         self.stop()
         raise TimeoutError(f"mlflow server did not answer /health within {timeout:g}s: "
                            f"{self.log_path.read_text()[-3000:]}")
+
+    def _warm(self, deadline: float) -> None:
+        """One model-registry read before the server counts as started.
+
+        ``/health`` answers before the server has opened its registry store: the first registry
+        request does that, and on a loaded machine took longer than a client's timeout.
+        """
+        url = f"{self.url}/api/2.0/mlflow/registered-models/search?max_results=1"
+        with urllib.request.urlopen(url, timeout=max(1.0, deadline - time.monotonic())) as r:
+            r.read()
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

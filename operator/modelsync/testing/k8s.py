@@ -90,7 +90,7 @@ class K8s:
             time.sleep(0.2)
         raise TimeoutError(f"{kind} {namespace}/{name} still exists after {timeout}s")
 
-    def empty_namespace(self, namespace: str, patience: float = 5, timeout: float = 20) -> None:
+    def empty_namespace(self, namespace: str, patience: float = 2, timeout: float = 20) -> None:
         """Delete the namespace's ModelSync objects and wait until their finalizers are done.
 
         Namespaces never finish terminating here (no controller-manager), so a test's objects

@@ -399,6 +399,9 @@ class Controller:
         #: Secrets (namespace, name) whose last watch event showed the in-use finalizer: a restart
         #: neither reads nor writes them again to hold them
         self._secrets_held: set[tuple[str, str]] = set()
+        #: one hold at a time per registry: the reconciles of its first users run side by side,
+        #: and each would find its Secret not held yet while another's patch is in flight
+        self._holding: dict[Key, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
 
     # ------------------------------------------------------------ life cycle
 
@@ -731,6 +734,10 @@ class Controller:
     async def _hold(self, registry: Key) -> None:
         """The in-use finalizer on the registry's Secrets and on the registry itself (Secrets first:
         a registry held always has its Secrets held)."""
+        async with self._holding[registry]:
+            await self._hold_one(registry)
+
+    async def _hold_one(self, registry: Key) -> None:
         obj = self.objects.get(registry)
         if obj is None:
             return

@@ -329,3 +329,33 @@ def test_slim_reuses_the_cached_spec_or_status_when_an_event_did_not_change_it()
     second = slim(changed, first, pool=pool)
     assert second["spec"] is first["spec"]
     assert second["status"] is not first["status"] and second["status"] == changed["status"]
+
+
+async def test_the_first_users_of_a_registry_hold_it_and_its_secret_with_one_write_each() -> None:
+    """Two Models naming a registry not held yet are reconciled side by side: the second must not
+    patch the Secret again while the first one's patch is still in flight."""
+    registry = {"kind": "ModelRegistry", "metadata": {"name": "r", "namespace": "ns", "uid": "u-r", "generation": 1,
+                                                      "resourceVersion": "5"},
+                "spec": {"credentialsSecretRef": {"name": "creds"}}}
+
+    class Writer:
+        def __init__(self) -> None:
+            self.gate = asyncio.Event()
+            self.holds: list[tuple[str, str, str]] = []
+
+        async def hold(self, kind: str, namespace: str, name: str, finalizer: str, held: bool,
+                       known: Any = None) -> bool:
+            self.holds.append((kind, namespace, name))
+            await self.gate.wait()  # the apiserver takes its time
+            return True
+
+    writer = Writer()
+    c = Controller(Reconciler(), writer=writer, workers=1, resync=3600)  # type: ignore[arg-type]
+    c.observe("ModelRegistry", None, registry)
+    first = asyncio.ensure_future(c._hold_registries(Key("Model", "ns", "a"), obj("a")))
+    second = asyncio.ensure_future(c._hold_registries(Key("Model", "ns", "b"), obj("b")))
+    await settle()
+    assert writer.holds == [("Secret", "ns", "creds")]  # the second waits for the first
+    writer.gate.set()
+    await asyncio.gather(first, second)
+    assert writer.holds == [("Secret", "ns", "creds"), ("ModelRegistry", "ns", "r")]

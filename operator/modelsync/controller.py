@@ -516,6 +516,7 @@ class Controller:
                     self.queue.add(reg)
         self.queue.discard(key)
         self.failures.pop(key, None)
+        self._holding.pop(key, None)  # a hold still waiting on it finds the registry gone: no write
         uid = (body.get("metadata") or {}).get("uid")
         if uid:
             self.reconciler.forget(uid)

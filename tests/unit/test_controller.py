@@ -359,3 +359,5 @@ async def test_the_first_users_of_a_registry_hold_it_and_its_secret_with_one_wri
     writer.gate.set()
     await asyncio.gather(first, second)
     assert writer.holds == [("Secret", "ns", "creds"), ("ModelRegistry", "ns", "r")]
+    c.observe("ModelRegistry", "DELETED", registry)
+    assert Key("ModelRegistry", "ns", "r") not in c._holding  # a deleted registry's lock goes with it

@@ -5,7 +5,7 @@ PYTHON  := $(VENV)/bin/python
 PYTEST_ARGS ?=
 # pytest processes (pytest-xdist); each starts its own control plane, operator and MLflow server.
 # Four on 2 cores: the suite is mostly waiting (its processes use about a quarter of the CPU
-# time it takes); on 2026-12-06 four ran it in 8m04s against 11m48s for two (pytest alone, warm).
+# time it takes); on 2026-12-06 four ran it in 7m30s-8m04s against 11m48s for two (pytest alone, warm).
 TEST_WORKERS ?= 4
 
 .PHONY: typecheck help venv controlplane gitopscheck mlflow test lint unit integration demo crds bench image image-smoke clean
